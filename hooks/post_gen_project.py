@@ -1,0 +1,48 @@
+"""Remove what the answers don't need and print the next steps. Offline: no network, no subprocess."""
+
+import json
+import shutil
+from pathlib import Path
+
+ANSWERS = json.loads(r'''{{ cookiecutter | tojson }}''')
+SERVER_FILES = {
+    "gunicorn": "config/gunicorn.conf.py",
+    "uwsgi": "config/uwsgi.ini",
+    "waitress": "config/serve_waitress.py",
+}
+# Each answer maps to the paths that exist only for the other choices.
+UNNEEDED = {
+    ("wsgi_server", server): [path for other, path in SERVER_FILES.items() if other != server]
+    for server in SERVER_FILES
+}
+UNNEEDED[("use_worker", False)] = ["core/tasks.py", "core/tests/test_tasks.py"]
+
+
+def remove(relative_path):
+    path = Path(relative_path)
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def main():
+    for (key, value), paths in UNNEEDED.items():
+        if ANSWERS[key] == value:
+            for path in paths:
+                remove(path)
+    slug = ANSWERS["project_slug"]
+    print(
+        f"\nBaked {slug} with {ANSWERS['wsgi_server']} behind nginx and PgBouncer "
+        f"({ANSWERS['pgbouncer_pool_mode']} pool mode).\n\n"
+        f"Next steps:\n"
+        f"  cd {slug}\n"
+        f"  python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt\n"
+        f"  .venv/bin/python manage.py migrate && .venv/bin/python manage.py runserver\n"
+        f"  bin/dyno web        # the Procfile's web process with nginx and PgBouncer, as on a dyno\n"
+        f"Deploy: see README.md (Deploy button, or heroku create + heroku buildpacks:add in order).\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""gunicorn behind nginx on a Heroku dyno: `gunicorn --config config/gunicorn.conf.py`.
+
+nginx (config/nginx.conf.erb) buffers whole requests and responses, so each sync worker is busy only
+while Django runs; slow clients wait in nginx, not here.
+https://docs.gunicorn.org/en/stable/settings.html
+"""
+
+import os
+from pathlib import Path
+
+wsgi_app = "{{ cookiecutter.project_slug }}.wsgi:application"
+
+# The nginx buildpack proxies to this socket and starts nginx once /tmp/app-initialized exists.
+bind = "unix:/tmp/nginx.socket"
+READY_FILE = Path("/tmp/app-initialized")
+
+# Heroku's Python buildpack sets WEB_CONCURRENCY from the dyno's memory (2 on 512 MB dynos).
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "sync"
+# nginx queues connections on the socket while every worker is busy; room for a burst of them.
+backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
+
+# Heroku's router gives up on a request after 30 s (H12); end a stuck worker just before that.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "28"))
+# Heroku sends SIGKILL 30 s after SIGTERM: let in-flight requests finish well inside that.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# Recycle workers now and then so a slow memory leak can't reach the dyno's limit (R14).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
+max_requests_jitter = 100
+
+# nginx writes the access log with the request id and timings; gunicorn's own would repeat it.
+accesslog = None
+errorlog = "-"
+# Requests arrive from nginx over the unix socket; trust its X-Forwarded-* headers.
+forwarded_allow_ips = "*"
+
+
+def when_ready(server):
+    # The socket is bound and listening: connections queue until a worker accepts them.
+    READY_FILE.touch()
+    server.log.info("touched %s", READY_FILE)

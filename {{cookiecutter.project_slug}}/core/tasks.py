@@ -1,0 +1,44 @@
+"""The example task and the view that enqueues it from the web process.
+
+django-q2's ORM broker delivers each task at least once: a task that was running when the worker
+stopped is delivered again after Q_CLUSTER["retry"] seconds. So a task must be idempotent: running it
+twice for the same key leaves the same rows as running it once.
+"""
+
+import hashlib
+import time
+import uuid
+
+from django.db.models import F
+from django.http import HttpResponseRedirect, JsonResponse
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_q.tasks import async_task
+
+from core.models import ExampleResult
+
+MAX_EXAMPLE_SECONDS = 30
+
+
+def compute_example(key, seconds=0.0):
+    """Store the SHA-256 of `key`. Idempotent: the row for a key is the same after one run or many."""
+    time.sleep(min(float(seconds), MAX_EXAMPLE_SECONDS))
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    ExampleResult.objects.update_or_create(key=key, defaults={"digest": digest})
+    ExampleResult.objects.filter(key=key).update(runs=F("runs") + 1)
+    return digest
+
+
+@require_POST
+def enqueue_example(request):
+    key = request.POST.get("key") or uuid.uuid4().hex
+    seconds = request.POST.get("seconds") or 0
+    try:
+        seconds = min(float(seconds), MAX_EXAMPLE_SECONDS)
+    except ValueError:
+        return JsonResponse({"error": "seconds must be a number"}, status=400)
+    task_id = async_task(compute_example, key[:64], seconds, task_name=f"example-{key[:40]}")
+    # The form on the index page gets a redirect; API clients get the task id.
+    if "text/html" in request.headers.get("Accept", ""):
+        return HttpResponseRedirect(reverse("index"))
+    return JsonResponse({"task_id": task_id, "key": key[:64]}, status=202)

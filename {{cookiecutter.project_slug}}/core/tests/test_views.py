@@ -1,0 +1,45 @@
+from unittest import mock
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import OperationalError
+from django.urls import reverse
+
+from core import pgbouncer
+
+pytestmark = pytest.mark.django_db
+
+
+def test_index_answers(client):
+    response = client.get(reverse("index"))
+    assert response.status_code == 200
+    assert b"It works" in response.content
+
+
+def test_health_runs_a_query(client, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        response = client.get(reverse("health"))
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_health_is_503_when_the_database_fails(client):
+    with mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=OperationalError("gone")):
+        response = client.get(reverse("health"))
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+
+
+def test_pgbouncer_page_needs_staff(client):
+    response = client.get(reverse("pgbouncer_stats"))
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_pgbouncer_page_explains_when_pgbouncer_is_absent(client, tmp_path, monkeypatch):
+    monkeypatch.setattr(pgbouncer, "SOCKET_DIR", str(tmp_path))
+    staff = get_user_model().objects.create_user("staff", password="not-used-here", is_staff=True)
+    client.force_login(staff)
+    response = client.get(reverse("pgbouncer_stats"))
+    assert response.status_code == 200
+    assert b"PgBouncer is not running" in response.content
