@@ -105,12 +105,14 @@ WSGI_APPLICATION = "{{ cookiecutter.project_slug }}.wsgi.application"
 # starts. That hop never leaves the dyno, so no sslmode is forced here: PgBouncer does TLS to Heroku
 # Postgres. The release phase runs outside PgBouncer and gets libpq's default sslmode=prefer.
 PGBOUNCER_POOL_MODE = os.environ.get("PGBOUNCER_POOL_MODE", "{{ cookiecutter.pgbouncer_pool_mode }}")
+# Connections to the local PgBouncer are cheap. In transaction mode Django keeps its connection, and
+# PgBouncer lends a server connection only for each transaction. In session mode a kept connection would
+# hold a server connection for good, so Django closes it after each request and the pool stays shared.
 
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        # Connections to the local PgBouncer are cheap to keep; PgBouncer bounds those to PostgreSQL.
-        conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", "600")),
+        conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", "0" if PGBOUNCER_POOL_MODE == "session" else "600")),
         # A connection broken by a database restart is replaced at the next request instead of failing it.
         conn_health_checks=True,
     )
