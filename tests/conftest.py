@@ -63,7 +63,8 @@ def run(command, *, cwd=None, env=None, timeout=300, check=True, **kwargs):
     )
     if check:
         assert result.returncode == 0, (
-            f"{command} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+            f"{command} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
         )
     return result
 

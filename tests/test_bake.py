@@ -23,9 +23,7 @@ WEB_COMMANDS = {
     "uwsgi": "bin/start-nginx bin/start-pgbouncer uwsgi --ini config/uwsgi.ini",
     "waitress": "bin/start-nginx bin/start-pgbouncer python config/serve_waitress.py",
 }
-TEMPLATE_MARKER = re.compile(
-    r"\{\{ *cookiecutter|\{%-? *[a-z]+[^%]*cookiecutter\.|cookiecutter\.[a-z_]+ *\}\}"
-)
+TEMPLATE_MARKER = re.compile(r"\{\{ *cookiecutter|\{%-? *[a-z]+[^%]*cookiecutter\.|cookiecutter\.[a-z_]+ *\}\}")
 JINJA_TAG = re.compile(r"\{%-? *(if|elif|else|endif|for|endfor|set|raw|endraw)\b")
 
 
@@ -33,9 +31,7 @@ def parse_procfile(path):
     processes = {}
     for line in path.read_text().splitlines():
         name, separator, command = line.partition(":")
-        assert separator and re.fullmatch(r"[a-z]+", name), (
-            f"not a Procfile line: {line!r}"
-        )
+        assert separator and re.fullmatch(r"[a-z]+", name), f"not a Procfile line: {line!r}"
         assert name not in processes, f"{name} defined twice"
         processes[name] = command.strip()
     return processes
@@ -99,12 +95,8 @@ def test_app_json_validates(baked, schema_path):
     assert app["env"]["DJANGO_SECRET_KEY"]["generator"] == "secret"
     assert app["env"]["PGBOUNCER_POOL_MODE"]["value"] == answers["pgbouncer_pool_mode"]
     assert int(app["env"]["PGBOUNCER_DEFAULT_POOL_SIZE"]["value"]) > 1
-    assert any(
-        addon["plan"].startswith("heroku-postgresql:") for addon in app["addons"]
-    )
-    assert set(app["formation"]) == (
-        {"web", "worker"} if answers["use_worker"] else {"web"}
-    )
+    assert any(addon["plan"].startswith("heroku-postgresql:") for addon in app["addons"])
+    assert set(app["formation"]) == ({"web", "worker"} if answers["use_worker"] else {"web"})
     assert "pytest" in app["environments"]["test"]["scripts"]["test"]
 
 
@@ -130,17 +122,11 @@ def test_heroku_build_files(baked):
         "Pipfile",
         "runtime.txt",
     }
-    assert {path.name for path in project.iterdir()} & package_manager_files == {
-        "requirements.txt"
-    }
+    assert {path.name for path in project.iterdir()} & package_manager_files == {"requirements.txt"}
     for line in (project / "requirements.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
-            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][0-9A-Za-z.]*", line), (
-                f"unpinned: {line}"
-            )
-    assert (project / "requirements-dev.txt").read_text().splitlines()[
-        1
-    ] == "-r requirements.txt"
+            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][0-9A-Za-z.]*", line), f"unpinned: {line}"
+    assert (project / "requirements-dev.txt").read_text().splitlines()[1] == "-r requirements.txt"
     recorded = json.loads((project / ".cookiecutter.json").read_text())
     assert {key: recorded[key] for key in answers} == answers
     assert not any(key.startswith("_") for key in recorded)
@@ -183,9 +169,36 @@ def test_nginx_conf_renders_and_nginx_accepts_it(cookies, tmp_path):
 
 def test_template_tree_has_no_stray_files():
     project_template = ROOT / "{{cookiecutter.project_slug}}"
-    stray = [
-        path
-        for path in project_template.rglob("*")
-        if path.name in {"__pycache__", "db.sqlite3", "staticfiles"}
-    ]
+    stray = [path for path in project_template.rglob("*") if path.name in {"__pycache__", "db.sqlite3", "staticfiles"}]
     assert not stray, stray
+
+
+ENVIRON_READS = [
+    re.compile(r"""os\.environ(?:\.get)?[\[(]\s*["']([A-Z][A-Z0-9_]*)["']"""),  # Python
+    re.compile(r"""env_(?:bool|list)\(\s*["']([A-Z][A-Z0-9_]*)["']"""),  # settings helpers
+    re.compile(r"""ENV\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\]"""),  # erb
+    re.compile(r"\$\(([A-Z][A-Z0-9_]*)\)|if-not-env = ([A-Z][A-Z0-9_]*)"),  # uWSGI ini
+]
+
+
+def test_every_environment_variable_is_in_the_readme_table(baked):
+    _, project = baked
+    readme = (project / "README.md").read_text()
+    table = {
+        name
+        for row in readme.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", row.split("|")[1])
+    }
+    sources = [*project.glob("*/settings.py"), *project.glob("config/*"), *project.glob("core/*.py")]
+    read = set()
+    for path in sources:
+        for pattern in ENVIRON_READS:
+            read |= {
+                name
+                for match in pattern.findall(path.read_text())
+                for name in (match if isinstance(match, tuple) else (match,))
+                if name
+            }
+    assert read, "the patterns found no environment reads at all"
+    assert read - table == set(), f"read but not documented in README.md: {sorted(read - table)}"
