@@ -46,5 +46,6 @@ def test_workflow_tests_through_pgbouncer_in_app_json_pool_mode(workflow_and_pro
     mode = json.loads((project / "app.json").read_text())["env"]["PGBOUNCER_POOL_MODE"]["value"]
     assert mode in POOL_MODES
     assert ":6000/" in job["env"]["DATABASE_URL"]
-    test_step_index = steps.index(steps_running(steps, "pytest")[0])
+    (test_step,) = [step for step in steps if step.get("run", "").startswith("pytest")]
+    test_step_index = steps.index(test_step)
     assert steps.index(pgbouncer_step) < test_step_index
