@@ -1,106 +1,176 @@
 """Validate the answers before anything is written.
 
 Each validator takes the answers, returns nothing when they are fine and raises ValueError with a message
-that names the answer, says what is allowed and gives an example. The first failure stops the bake, so
-cookiecutter removes the half-made output directory.
+that names the answer, says what is allowed and gives an example. Every failure is printed, then the hook
+exits 1 and cookiecutter removes the project directory it created for the hook.
 """
 
 import json
 import keyword
 import re
 import sys
+import textwrap
+import unicodedata
 
-# Answers arrive as JSON literals so that no quote, backslash or newline in them can end the string early.
-ANSWERS = json.loads(r'''{{ cookiecutter | tojson }}''')
+# All answers arrive as one JSON literal: tojson escapes every quote inside a value (" as \", ' as \u0027), so
+# no quote, backslash or newline in an answer can end the string early. Answers are data here, never code.
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
-# Modules the baked project itself defines or imports: a package of the same name would shadow them.
-TAKEN_NAMES = {
-    "django", "test", "tests", "core", "config", "bin", "manage", "static", "staticfiles", "media",
-    "django_q", "whitenoise", "dj_database_url", "psycopg", "psycopg_binary", "gunicorn", "uwsgi",
-    "waitress", "storages", "boto3", "botocore", "redis", "pymemcache", "pytest", "pytest_django",
+# The baked project's top-level modules and those its requirements install: a package of the same name would
+# shadow one of them. The standard library's names are refused too (sys.stdlib_module_names leaves out test).
+TAKEN_NAMES = set(
+    """
+    core config bin static staticfiles media manage conftest test tests
+    django asgiref sqlparse dj_database_url psycopg psycopg_binary whitenoise django_q picklefield
+    gunicorn packaging uwsgi uwsgidecorators waitress
+    pytest pytest_django pluggy iniconfig pygments pip setuptools pkg_resources typing_extensions
+    """.split()
+)
+# app.json's "name" allows 30 characters (SchemaStore's schema) and falls back to the slug when the project
+# name does not start with an ASCII letter, so both stay within it.
+NAME_LIMIT = 30
+# One-line texts: an example, the longest allowed and why.
+TEXTS = {
+    "project_name": ("My Heroku App", NAME_LIMIT, " (app.json's name limit)"),
+    "description": ("A Django app on Heroku", 200, ""),
+    "author_name": ("Ada Lovelace", 200, ""),
 }
+# What cookiecutter.json offers; tests/test_hooks.py checks that the two agree.
 CHOICES = {
     "wsgi_server": ("gunicorn", "uwsgi", "waitress"),
     "pgbouncer_pool_mode": ("transaction", "session"),
+    "use_worker": (True, False),
+    "task_broker": ("orm", "redis"),
+    "cache": ("none", "redis", "memcached"),
+    "use_s3_media": (True, False),
 }
+HINTS = {
+    "daphne": " (daphne is an ASGI server; this template serves WSGI behind nginx)",
+    "statement": " (statement mode breaks Django's multi-statement transactions)",
+}
+
+
+def show(value):
+    """The answer in JSON quotes, with anything unprintable escaped: "Café", "a\\nb", "a\\u2028b", null."""
+    text = json.dumps(value, ensure_ascii=False)
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
+def ascii_slug(text):
+    """A package name close to `text`: 'Ünïcode Café!' -> unicode_cafe, '2048 game' -> app_2048_game."""
+    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_text).strip("_") or "my_app"
+    return ("app_" + slug if slug[0].isdigit() else slug)[:NAME_LIMIT].strip("_")
 
 
 def check_project_slug(answers):
     """The slug names the Python package, so it must import cleanly and shadow nothing.
 
-    Valid: my_app, shop2, heroku_site. Invalid: my-app, 2shop, class, django, json, Café, "".
+    Valid: my_app, shop2, heroku_site, match. Invalid: my-app, "my app", 2shop, MyApp, _app, a/b, ünïcode_café,
+    class, django, test, json, core, a name over 30 characters.
     """
-    slug = answers["project_slug"]
-    example = re.sub(r"[^a-z0-9_]+", "_", str(slug).lower()).strip("_") or "my_app"
-    if example[0].isdigit():
-        example = "app_" + example
-    allowed = "use lowercase ASCII letters, digits and underscores, starting with a letter"
+    slug, name = answers["project_slug"], answers["project_name"]
+    shown = show(slug)
+    if slug == str(name).lower().strip().replace(" ", "_").replace("-", "_"):
+        shown += f" (made from project_name {show(name)}; set project_slug to choose another)"
     if not isinstance(slug, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", slug):
-        raise ValueError(f"project_slug {json.dumps(slug)} is not a valid Python package name; {allowed}, e.g. {example}")
-    if len(slug) > 50:
-        raise ValueError(f"project_slug {json.dumps(slug)} is longer than 50 characters; {allowed}, e.g. {slug[:30]}")
-    if keyword.iskeyword(slug) or keyword.issoftkeyword(slug):
-        raise ValueError(f"project_slug {json.dumps(slug)} is a Python keyword; {allowed}, e.g. {slug}_site")
+        raise ValueError(
+            f"project_slug {shown} is not a Python package name; use lowercase ASCII letters, digits and "
+            f"underscores, starting with a letter, e.g. {ascii_slug(slug)}"
+        )
+    if len(slug) > NAME_LIMIT:
+        raise ValueError(
+            f"project_slug {shown} is {len(slug)} characters long; keep it to {NAME_LIMIT} "
+            f"(app.json's name limit), e.g. {ascii_slug(slug)}"
+        )
+    if keyword.iskeyword(slug):
+        raise ValueError(
+            f"project_slug {shown} is a Python keyword, which cannot name a package; add a word, e.g. {slug}_site"
+        )
     if slug in TAKEN_NAMES or slug in sys.stdlib_module_names:
         raise ValueError(
-            f"project_slug {json.dumps(slug)} would shadow the module {slug!r} that Django or the baked project "
+            f"project_slug {shown} would shadow the module {slug} that Python, Django or the baked project "
             f"imports; choose another name, e.g. {slug}_site"
         )
 
 
-def check_one_line_texts(answers):
-    """Names and descriptions go into app.json, the README and a Procfile-adjacent world of one-liners.
+def check_texts(answers):
+    """Names and descriptions are one line of printable text, short enough for app.json.
 
-    Valid: My "Quoted" App, Ünïcode Café, a \\ backslash. Invalid: "", "   ", "two\\nlines", a tab character.
+    Valid: My "Quoted" App, Ünïcode Café, C:\\new, <% erb %>, literal double braces.
+    Invalid: "", "   ", "two\\nlines", a tab, U+2028, a project_name over 30 characters.
     """
-    for key in ("project_name", "description", "author_name"):
+    for key, (example, limit, reason) in TEXTS.items():
         value = answers[key]
         if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{key} is empty; give one line of text, e.g. {key}=\"My Heroku App\"")
-        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            problem = "is empty" if isinstance(value, str) else "is not text"
+            raise ValueError(f"{key} {show(value)} {problem}; give one line of text, e.g. {example}")
+        # Cc: control characters (newline, tab, NUL), Zl/Zp: Unicode line breaks, Cs: lone surrogates.
+        if any(unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs") for char in value):
             raise ValueError(
-                f"{key} {json.dumps(value)} contains a newline or another control character; "
-                f"give one line of printable text, e.g. {key}=\"My Heroku App\""
+                f"{key} {show(value)} contains a newline or another control character; "
+                f"give one line of printable text, e.g. {example}"
             )
-        if len(value) > 200:
-            raise ValueError(f"{key} is {len(value)} characters long; keep it under 200, e.g. a short sentence")
+        if len(value) > limit:
+            shorter = textwrap.shorten(value, limit, placeholder="") or value[:limit]
+            raise ValueError(
+                f"{key} {show(value)} is {len(value)} characters long; keep it to {limit}{reason}, e.g. {shorter}"
+            )
 
 
 def check_author_email(answers):
-    """Valid: you@example.com, a.b+c@mail.example.org. Invalid: you, you@, @example.com, a b@c.d."""
+    """Valid: you@example.com, a.b+c@mail.example.org. Invalid: you, you@, @example.com, a b@c.d, you@example,
+    Ada <ada@example.com>.
+    """
     email = answers["author_email"]
-    if not isinstance(email, str) or not re.fullmatch(r"[^@\s\"'<>\\]+@[^@\s\"'<>\\]+\.[A-Za-z]{2,}", email):
-        raise ValueError(f"author_email {json.dumps(email)} is not an email address; use the form you@example.com")
+    if not isinstance(email, str) or not re.fullmatch(r"[\w.+-]+@(?:[\w-]+\.)+[A-Za-z]{2,}", email):
+        raise ValueError(f"author_email {show(email)} is not an email address; use name@domain, e.g. you@example.com")
 
 
 def check_choices(answers):
-    """Choices edited into a replay file or passed by hand must still be ones the template knows.
+    """Choices must be ones cookiecutter.json offers. Cookiecutter itself refuses unknown ones given as
+    extra_context or on the command line, before this hook runs; answers from a replay file arrive unchecked.
 
-    Valid: wsgi_server=uwsgi, use_worker=true. Invalid: wsgi_server=daphne, pgbouncer_pool_mode=statement.
+    Valid: wsgi_server=uwsgi, pgbouncer_pool_mode=session, use_worker=true. Invalid: wsgi_server=daphne,
+    pgbouncer_pool_mode=statement, use_worker="maybe", use_worker="1".
     """
     for key, allowed in CHOICES.items():
-        if answers[key] not in allowed:
-            hint = ""
-            if answers[key] == "statement":
-                hint = " (statement mode breaks Django's multi-statement transactions)"
+        value = answers[key]
+        # By type as well as value: 1 == True in Python, but "1" or 1 is not a yes/no answer.
+        if not any(type(value) is type(option) and value == option for option in allowed):
+            options = ", ".join(show(option).strip('"') for option in allowed)
             raise ValueError(
-                f"{key} {json.dumps(answers[key])} is not offered{hint}; choose one of {', '.join(allowed)}, "
-                f"e.g. {key}={allowed[0]}"
+                f"{key} {show(value)} is not one of the answers offered{HINTS.get(str(value), '')}; "
+                f"use one of {options}, e.g. {key}={options.split(', ')[0]}"
             )
-    if not isinstance(answers["use_worker"], bool):
-        raise ValueError(f"use_worker {json.dumps(answers['use_worker'])} is not a yes/no answer; use true or false")
 
 
-VALIDATORS = (check_project_slug, check_one_line_texts, check_author_email, check_choices)
+def check_combinations(answers):
+    """Answers that only mean something together with another one.
+
+    Valid: use_worker=true task_broker=redis; use_worker=false task_broker=orm.
+    Invalid: use_worker=false task_broker=redis (no worker would read the Redis queue).
+    """
+    if answers["task_broker"] == "redis" and answers["use_worker"] is False:
+        raise ValueError(
+            'task_broker "redis" needs the worker, but use_worker is false; '
+            "keep the default broker or add the worker, e.g. use_worker=true task_broker=redis"
+        )
+
+
+VALIDATORS = (check_project_slug, check_texts, check_author_email, check_choices, check_combinations)
 
 
 def main():
+    errors = []
     for validate in VALIDATORS:
         try:
             validate(ANSWERS)
         except ValueError as error:
-            print(f"ERROR: {error}", file=sys.stderr)
-            sys.exit(1)
+            errors.append(f"ERROR: {error}")
+    if errors:
+        print("\n".join(errors), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

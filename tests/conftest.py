@@ -18,6 +18,12 @@ POOL_MODES = CONTEXT["pgbouncer_pool_mode"]
 SYSTEM_PYTHON = os.environ.get("BAKED_PYTHON", "/usr/bin/python3")
 VENV_CACHE = Path(os.environ.get("BAKED_VENV_CACHE", ROOT / ".cache"))
 
+# Options outside the core matrix; each has its own tests (tests/test_options.py).
+OPTION_BAKES = [
+    {"cache": "redis", "task_broker": "redis", "use_s3_media": True},
+    {"cache": "memcached"},
+]
+
 MATRIX = [
     {"wsgi_server": server, "pgbouncer_pool_mode": mode, "use_worker": worker}
     for server, mode, worker in itertools.product(SERVERS, POOL_MODES, (True, False))
@@ -89,9 +95,9 @@ def make_venv(python, requirement_files, name):
 @pytest.fixture(scope="session")
 def baked_venv(bake_once):
     """Debian's Python 3.11 with the requirements of every server choice: one venv for all bakes."""
-    files = [
-        bake_once(wsgi_server=server) / "requirements-dev.txt" for server in SERVERS
-    ]
+    files = [bake_once(wsgi_server=server) / "requirements-dev.txt" for server in SERVERS]
+    # The optional packages too, so that option bakes share the venv.
+    files += [bake_once(**answers) / "requirements.txt" for answers in OPTION_BAKES]
     return make_venv(SYSTEM_PYTHON, files, "venv-py311")
 
 

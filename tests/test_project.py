@@ -12,6 +12,9 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": "a-production-secret-of-more-than-fifty-characters-0123456789abcdef",
     # Settings only parse it: nothing connects during `check`.
     "DATABASE_URL": "postgres://user:password@127.0.0.1:6000/db1",
+    # Required on Heroku by the S3 media and Redis broker options; ignored by the other bakes.
+    "AWS_STORAGE_BUCKET_NAME": "bucket",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
 }
 
 
