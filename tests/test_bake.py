@@ -19,7 +19,9 @@ SERVER_FILES = {
     "waitress": "config/serve_waitress.py",
 }
 WEB_COMMANDS = {
-    "gunicorn": "bin/start-nginx bin/start-pgbouncer gunicorn --config config/gunicorn.conf.py",
+    # The Python buildpack sets GUNICORN_CMD_ARGS=--access-logfile -, which gunicorn applies over its config
+    # file: every request would be logged twice, once by nginx and once by gunicorn.
+    "gunicorn": "bin/start-nginx bin/start-pgbouncer env -u GUNICORN_CMD_ARGS gunicorn --config config/gunicorn.conf.py",
     "uwsgi": "bin/start-nginx bin/start-pgbouncer uwsgi --ini config/uwsgi.ini",
     "waitress": "bin/start-nginx bin/start-pgbouncer python config/serve_waitress.py",
 }
