@@ -5,6 +5,11 @@ socket in /tmp, as user "pgbouncer" with no password. SHOW commands need autocom
 https://www.pgbouncer.org/usage.html#admin-console
 """
 
+import logging
+import os
+import re
+import time
+
 import psycopg
 from psycopg.rows import dict_row
 
@@ -13,8 +18,45 @@ PORT = 6000
 SHOW_COMMANDS = ("STATS", "POOLS")
 
 
+# What bin/start-pgbouncer points DATABASE_URL at: this process talks to the dyno's own PgBouncer.
+LOCAL_POOL_URL = re.compile(r"@127\.0\.0\.1:6000/db\d+$")
+
+log = logging.getLogger(__name__)
+
+
 class PgBouncerUnavailable(Exception):
     pass
+
+
+def connect_admin():
+    return psycopg.connect(
+        host=SOCKET_DIR, port=PORT, dbname="pgbouncer", user="pgbouncer", autocommit=True, connect_timeout=3
+    )
+
+
+def shorten_login_retry(wait_seconds=3.0):
+    """Set PgBouncer's server_login_retry from PGBOUNCER_SERVER_LOGIN_RETRY (default 1 s) at run time.
+
+    After one failed connection to PostgreSQL, PgBouncer fails every query at once and tries the server
+    again only after server_login_retry: 15 s by default, and the buildpack has no variable for it. So
+    after a database restart or failover every request would fail for up to 15 s more. The admin console
+    can change it while PgBouncer runs; bin/start-pgbouncer starts the app right after PgBouncer, so wait
+    for the console briefly. Returns whether it was set.
+    """
+    if not LOCAL_POOL_URL.search(os.environ.get("DATABASE_URL", "")):
+        return False
+    seconds = int(os.environ.get("PGBOUNCER_SERVER_LOGIN_RETRY", "1"))
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            with connect_admin() as connection:
+                connection.execute(f"SET server_login_retry = {seconds}")
+            return True
+        except psycopg.Error as error:
+            if time.monotonic() > deadline:
+                log.warning("could not set PgBouncer's server_login_retry: %s", str(error).strip())
+                return False
+            time.sleep(0.1)
 
 
 def show(what):
@@ -22,9 +64,7 @@ def show(what):
     if what not in SHOW_COMMANDS:
         raise ValueError(f"SHOW {what} is not one of {', '.join(SHOW_COMMANDS)}")
     try:
-        with psycopg.connect(
-            host=SOCKET_DIR, port=PORT, dbname="pgbouncer", user="pgbouncer", autocommit=True, connect_timeout=3
-        ) as connection:
+        with connect_admin() as connection:
             with connection.cursor(row_factory=dict_row) as cursor:
                 cursor.execute(f"SHOW {what}")
                 return cursor.fetchall()
