@@ -15,7 +15,13 @@ UNNEEDED = {
     ("wsgi_server", server): [path for other, path in SERVER_FILES.items() if other != server]
     for server in SERVER_FILES
 }
-UNNEEDED[("use_worker", False)] = ["core/tasks.py", "core/tests/test_tasks.py", "core/tests/test_broker_redis.py"]
+UNNEEDED[("use_worker", False)] = [
+    "core/tasks.py",
+    "core/tests/test_tasks.py",
+    "core/tests/test_broker_redis.py",
+    "core/management/commands/qcluster.py",
+    "core/tests/test_qcluster.py",
+]
 UNNEEDED[("task_broker", "orm")] = ["core/tests/test_broker_redis.py"]
 UNNEEDED[("cache", "none")] = ["core/tests/test_cache_redis.py", "core/tests/test_cache_memcached.py"]
 UNNEEDED[("cache", "redis")] = ["core/tests/test_cache_memcached.py"]

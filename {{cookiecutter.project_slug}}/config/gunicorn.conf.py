@@ -22,7 +22,9 @@ backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
 
 # Heroku's router gives up on a request after 30 s (H12); end a stuck worker just before that.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "28"))
-# Heroku sends SIGKILL 30 s after SIGTERM: let in-flight requests finish well inside that.
+# Heroku sends SIGTERM to every process of the dyno and SIGKILL 30 s later. gunicorn's master takes
+# SIGTERM as a graceful stop (stop accepting, let each worker finish its request), and a sync worker that
+# gets SIGTERM directly does the same, so nothing is cut short before this many seconds, well inside 30.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # Recycle workers now and then so a slow memory leak can't reach the dyno's limit (R14).
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))

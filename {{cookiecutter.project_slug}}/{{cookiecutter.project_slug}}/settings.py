@@ -262,6 +262,9 @@ Q_CLUSTER = {
     "orm": "default",
 {% endif %}
     "workers": int(os.environ.get("Q_WORKERS", "2")),
+    # Fetch no more tasks ahead than there are workers: a task fetched but not started when the dyno
+    # stops waits for redelivery{% if cookiecutter.task_broker == "orm" %} (Q_RETRY seconds){% endif %}.
+    "queue_limit": int(os.environ.get("Q_WORKERS", "2")),
     "timeout": int(os.environ.get("Q_TIMEOUT", "60")),
     "retry": int(os.environ.get("Q_RETRY", "90")),
     "max_attempts": int(os.environ.get("Q_MAX_ATTEMPTS", "5")),
