@@ -4,7 +4,9 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,39 @@ def baked_venv(bake_once):
 @pytest.fixture(scope="session")
 def venv_python(baked_venv):
     return str(baked_venv / "bin/python")
+
+
+# --- the real stack: shared by test_stack, test_faults and test_restarts ------------------------------
+
+
+@pytest.fixture(scope="module")
+def user():
+    """The ordinary user every dyno runs as: PgBouncer and PostgreSQL refuse root, as on Heroku."""
+    import realstack
+
+    missing = realstack.missing_tools()
+    if missing:
+        pytest.fail(f"the real-stack tests need these Debian packages: apt-get install {' '.join(missing)}")
+    return realstack.ordinary_user()
+
+
+@pytest.fixture(scope="module")
+def workdir(request, user):
+    """A directory the dyno user owns, for one test module's projects, PostgreSQL and logs."""
+    path = Path(tempfile.mkdtemp(prefix=f"heroku-django-{request.module.__name__}-"))
+    user.chown(path)
+    yield path
+    if os.environ.get("STACK_KEEP"):  # keep the projects and the dynos' logs to look at
+        print(f"\nstack files kept in {path}")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres(workdir, user):
+    """A throwaway PostgreSQL server on 127.0.0.1 with password authentication, like Heroku Postgres."""
+    import realstack
+
+    server = realstack.Postgres(workdir / "postgres", user).start()
+    yield server
+    server.stop()

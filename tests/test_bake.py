@@ -21,7 +21,8 @@ SERVER_FILES = {
 WEB_COMMANDS = {
     # The Python buildpack sets GUNICORN_CMD_ARGS=--access-logfile -, which gunicorn applies over its config
     # file: every request would be logged twice, once by nginx and once by gunicorn.
-    "gunicorn": "bin/start-nginx bin/start-pgbouncer env -u GUNICORN_CMD_ARGS gunicorn --config config/gunicorn.conf.py",
+    "gunicorn": "bin/start-nginx bin/start-pgbouncer env -u GUNICORN_CMD_ARGS "
+    "gunicorn --config config/gunicorn.conf.py",
     "uwsgi": "bin/start-nginx bin/start-pgbouncer uwsgi --ini config/uwsgi.ini",
     "waitress": "bin/start-nginx bin/start-pgbouncer python config/serve_waitress.py",
 }
@@ -204,3 +205,9 @@ def test_every_environment_variable_is_in_the_readme_table(baked):
             }
     assert read, "the patterns found no environment reads at all"
     assert read - table == set(), f"read but not documented in README.md: {sorted(read - table)}"
+
+
+def test_template_code_is_lint_clean():
+    """The template's own hooks, tests and benchmarks, with ruff.toml's rules."""
+    run([sys.executable, "-m", "ruff", "check", "--no-cache", "hooks", "tests", "benchmarks"], cwd=ROOT)
+    run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "hooks", "tests"], cwd=ROOT)

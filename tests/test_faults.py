@@ -21,11 +21,9 @@ Graceful restarts (SIGTERM to web and worker dynos) are tests/test_restarts.py's
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -57,32 +55,6 @@ def report(what, **figures):
 
 
 # --- fixtures -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def user():
-    missing = rs.missing_tools()
-    if missing:
-        pytest.fail(f"the real-stack tests need these Debian packages: apt-get install {' '.join(missing)}")
-    return rs.ordinary_user()
-
-
-@pytest.fixture(scope="module")
-def workdir(user):
-    path = Path(tempfile.mkdtemp(prefix="heroku-django-faults-"))
-    user.chown(path)
-    yield path
-    if os.environ.get("STACK_KEEP"):
-        print(f"\nstack files kept in {path}")
-    else:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def postgres(workdir, user):
-    server = rs.Postgres(workdir / "postgres", user).start()
-    yield server
-    server.stop()
 
 
 def start_postgres_again(server):

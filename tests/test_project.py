@@ -20,9 +20,7 @@ PRODUCTION = {
 
 def clean_environ(**extra):
     """What a Heroku build has: no DYNO, no DATABASE_URL, no secret; only the basics."""
-    environ = {
-        key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ
-    }
+    environ = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     environ.update(extra)
     return environ
 
@@ -69,9 +67,7 @@ def test_missing_secret_stops_the_app_on_heroku(bake_once, venv_python, secret):
     environ.pop("DJANGO_SECRET_KEY")
     if secret is not None:
         environ["DJANGO_SECRET_KEY"] = secret
-    result = run(
-        [venv_python, "manage.py", "check"], cwd=project, env=environ, check=False
-    )
+    result = run([venv_python, "manage.py", "check"], cwd=project, env=environ, check=False)
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
 

@@ -18,13 +18,10 @@ import hashlib
 import http.client
 import json
 import re
-import shutil
 import socket
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -47,29 +44,6 @@ APP_SOCKET = "/tmp/nginx.socket"  # where every server listens, behind nginx (fi
 
 def log(message):
     print(f"[restarts] {message}", flush=True)
-
-
-@pytest.fixture(scope="module")
-def user():
-    missing = rs.missing_tools()
-    if missing:
-        pytest.fail(f"the real-stack tests need these Debian packages: apt-get install {' '.join(missing)}")
-    return rs.ordinary_user()
-
-
-@pytest.fixture(scope="module")
-def workdir(user):
-    path = Path(tempfile.mkdtemp(prefix="heroku-django-restarts-"))
-    user.chown(path)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def postgres(workdir, user):
-    server = rs.Postgres(workdir / "postgres", user).start()
-    yield server
-    server.stop()
 
 
 def app_json_vars(project):

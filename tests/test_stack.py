@@ -16,11 +16,9 @@ import re
 import shutil
 import signal
 import socket
-import tempfile
 import time
 import uuid
 from contextlib import closing
-from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlencode
 
@@ -38,32 +36,6 @@ HTTPS = {"X-Forwarded-Proto": "https", "Host": "localhost"}  # what Heroku's rou
 
 
 # --- fixtures -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def user():
-    missing = rs.missing_tools()
-    if missing:
-        pytest.fail(f"the real-stack tests need these Debian packages: apt-get install {' '.join(missing)}")
-    return rs.ordinary_user()
-
-
-@pytest.fixture(scope="module")
-def workdir(user):
-    path = Path(tempfile.mkdtemp(prefix="heroku-django-stack-"))
-    user.chown(path)
-    yield path
-    if os.environ.get("STACK_KEEP"):  # keep the projects and the dynos' logs to look at
-        print(f"\nstack files kept in {path}")
-    else:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def postgres(workdir, user):
-    server = rs.Postgres(workdir / "postgres", user).start()
-    yield server
-    server.stop()
 
 
 def stack_env(user, venv, **config_vars):
