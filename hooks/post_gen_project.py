@@ -4,7 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
-ANSWERS = json.loads(r'''{{ cookiecutter | tojson }}''')
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 SERVER_FILES = {
     "gunicorn": "config/gunicorn.conf.py",
     "uwsgi": "config/uwsgi.ini",
