@@ -1,0 +1,537 @@
+"""Stack control: bake and build the projects, a PostgreSQL with TLS, dynos in namespaces, and the tools
+that look into them (load generators through nsenter, memory from /proc).
+
+The template's test helpers (tests/realstack.py, tests/conftest.py) are reused, not copied: the ordinary
+user, the throwaway PostgreSQL with password auth, Heroku's build step and the cached virtualenv of
+every server. What is added here is isolation: each dyno runs in its own mount, network and PID
+namespaces (see nsinit.py), so two web dynos can each have /tmp/nginx.socket and PgBouncer on 6000,
+and nothing here collides with the test suite's stacks on the same machine.
+"""
+
+import ctypes
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import realstack as rs  # noqa: E402
+from conftest import OPTION_BAKES, SERVERS, SYSTEM_PYTHON, make_venv  # noqa: E402
+
+SLUG = "my_heroku_app"  # the template's default project_slug
+SECRET_KEY = "benchmark-" + "k" * 60
+PORT = 5000  # every dyno has its own loopback, so every dyno can use the same PORT
+PG_PORT_IN_DYNO = 5432  # the relay's port inside each namespace
+BIG_STATIC = "bench-1mb.bin"
+HTTPS = {"X-Forwarded-Proto": "https"}
+
+# Added to the benchmark's own bakes only (never to the template): a trivial view for the cost of the
+# nginx hop, a view with one query on Django's own connection (what any ORM view does; the fast clients
+# and the throughput runs use it), and a view that reads a request body, as any form or upload view
+# does. The 1 MB file for the slow readers is a static file, served by WhiteNoise from the WSGI server.
+BENCH_VIEWS = '''"""Views the benchmark adds to its own bake (benchmarks/stack.py); not part of the template."""
+
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+
+def ping(request):
+    return HttpResponse("pong", content_type="text/plain")
+
+
+def db(request):
+    # One query on Django's connection: kept between requests (CONN_MAX_AGE) or opened per request.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return JsonResponse({"status": "ok"})
+
+
+@csrf_exempt
+def upload(request):
+    # request.body reads the whole body from the server: a slow uploader holds whoever runs this view.
+    return JsonResponse({"received": len(request.body)})
+'''
+BENCH_URLS = """
+# Added by benchmarks/stack.py for the benchmark only.
+from core import bench_views  # noqa: E402
+
+urlpatterns += [
+    path("bench/ping/", bench_views.ping),
+    path("bench/db/", bench_views.db),
+    path("bench/upload/", bench_views.upload),
+]
+"""
+# The "Heroku default": what Heroku's Python guide deploys, gunicorn's sync workers on $PORT, nothing else.
+CONTROL_PROCFILE = f"release: python manage.py migrate --noinput\nweb: gunicorn {SLUG}.wsgi\n"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent():
+    """In a child before exec: SIGKILL it when the benchmark dies, however it dies."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- bake and build -------------------------------------------------------------------------------------
+
+
+def bake(answers, out_dir):
+    """One cookiecutter bake of the template with `answers`, outside any replay/cache in $HOME."""
+    from cookiecutter.main import cookiecutter
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = out_dir / "cookiecutter-config.yaml"
+    config.write_text(f"cookiecutters_dir: {out_dir / 'cc'}\nreplay_dir: {out_dir / 'replay'}\n")
+    # The hooks run as child processes and print their "next steps" to fd 1: keep the log readable.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+    try:
+        baked = cookiecutter(
+            str(ROOT), no_input=True, extra_context=answers, output_dir=str(out_dir), config_file=str(config)
+        )
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    return Path(baked)
+
+
+def baked_venv(workdir):
+    """The test suite's virtualenv (Debian's Python, every server): same bakes, same cache key."""
+    files = [
+        bake({"wsgi_server": server}, workdir / "venv-bakes" / server) / "requirements-dev.txt" for server in SERVERS
+    ]
+    for index, answers in enumerate(OPTION_BAKES):
+        files.append(bake(answers, workdir / "venv-bakes" / f"option{index}") / "requirements.txt")
+    return make_venv(SYSTEM_PYTHON, files, "venv-py311")
+
+
+def customize(project, control=False, patch=None):
+    """Add the benchmark's views and 1 MB static file to a bake; the control gets Heroku's default Procfile."""
+    (project / "core" / "bench_views.py").write_text(BENCH_VIEWS)
+    with open(project / SLUG / "urls.py", "a") as urls:
+        urls.write(BENCH_URLS)
+    # Random bytes: neither WhiteNoise nor nginx can compress them, so 1 MB really crosses the wire.
+    (project / "static" / BIG_STATIC).write_bytes(random.Random(1).randbytes(1 << 20))
+    if patch:
+        subprocess.run(["patch", "-p1", "--forward", "-d", str(project), "-i", str(Path(patch).resolve())], check=True)
+    if control:
+        (project / "Procfile").write_text(CONTROL_PROCFILE)
+
+
+def build(name, answers, workdir, user, venv, control=False, patch=None):
+    """Bake, customize and run Heroku's build step (collectstatic); returns the built project's path."""
+    baked = bake(answers, workdir / "bakes" / name)
+    customize(baked, control=control, patch=patch)
+    return rs.prepare_project(baked, workdir / name, user, venv)
+
+
+def clone_project(project, destination, user):
+    """A second copy of a built project (bin/dyno keeps its run files inside the project)."""
+    destination = Path(destination)
+    shutil.copytree(project, destination / project.name, symlinks=True, ignore=shutil.ignore_patterns(".dyno"))
+    user.chown(destination)
+    return destination / project.name
+
+
+def static_path(project, name=BIG_STATIC):
+    manifest = json.loads((project / "staticfiles" / "staticfiles.json").read_text())
+    return "/static/" + manifest["paths"][name]
+
+
+def config_vars(project, **extra):
+    """What a Deploy Button sets from app.json (the PgBouncer pool) plus `extra`."""
+    app_json = json.loads((project / "app.json").read_text())
+    values = {key: spec["value"] for key, spec in app_json["env"].items() if "value" in spec}
+    values.update(extra)
+    return values
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------------------
+
+
+def start_postgres(workdir, user, tls=True):
+    """The tests' throwaway PostgreSQL (scram-sha-256 on 127.0.0.1), with TLS on, as Heroku Postgres has.
+
+    With TLS every new connection pays a handshake, as it does on Heroku (the control pays it per request,
+    PgBouncer once per server connection); --no-tls shows the difference.
+    """
+    server = rs.Postgres(workdir / "postgres", user).start()
+    if tls:
+        data = server.data
+        rs.run_as(
+            user,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                data / "server.key",
+                "-out",
+                data / "server.crt",
+            ],
+        )
+        os.chmod(data / "server.key", 0o600)
+        server.sql("ALTER SYSTEM SET ssl = on")
+        server.sql("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+    return server
+
+
+def database_url(postgres, name):
+    """A database owned by the app role; its URL as seen from inside a dyno (through the relay)."""
+    postgres.create_database(name)
+    return f"postgres://{rs.Postgres.APP_USER}:{rs.Postgres.APP_PASSWORD}@127.0.0.1:{PG_PORT_IN_DYNO}/{name}"
+
+
+# --- dynos in namespaces ---------------------------------------------------------------------------------
+
+
+def process_table():
+    """{pid: (ppid, command line)} of every live process."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            table[int(entry.name)] = (int(fields[1]), cmdline)
+    return table
+
+
+class Dyno:
+    """`bin/dyno TYPE` as the ordinary user, in namespaces of its own, with nsinit.py as their PID 1.
+
+    start() returns at once; stop() sends SIGTERM (Heroku's shutdown), then kills the namespace, and always
+    leaves nothing behind: the namespace's PID 1 is SIGKILLed if unshare ends, unshare is SIGKILLed if the
+    benchmark ends, and the kernel kills every process of a PID namespace whose PID 1 is gone.
+    """
+
+    def __init__(self, name, project, process_type, env, user, rundir, postgres, mtu=1500):
+        self.name, self.project, self.process_type = name, Path(project), process_type
+        self.env, self.user, self.postgres, self.mtu = env, user, postgres, mtu
+        self.rundir = Path(rundir)
+        self.process = self.init_pid = None
+        self.stopped = False
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def start(self):
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        self.rundir.chmod(0o700)  # the config holds the database password
+        for stale in ("stats.json", "dyno.log"):
+            (self.rundir / stale).unlink(missing_ok=True)
+        host_netns = os.open("/proc/self/ns/net", os.O_RDONLY)
+        config = {
+            "host_netns_fd": host_netns,
+            "pg_port": self.postgres.port,
+            "listen_port": PG_PORT_IN_DYNO,
+            "stats_path": str(self.rundir / "stats.json"),
+            "log_path": str(self.rundir / "dyno.log"),
+            "argv": [str(self.project / "bin" / "dyno"), self.process_type],
+            "cwd": str(self.project),
+            "env": self.env,
+            "uid": self.user.uid,
+            "gid": self.user.gid,
+            "mtu": self.mtu,
+        }
+        (self.rundir / "config.json").write_text(json.dumps(config))
+        argv = [
+            "unshare",
+            "--mount",
+            "--net",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            "--kill-child",
+            "--",
+            sys.executable,
+            str(BENCH / "nsinit.py"),
+            str(self.rundir / "config.json"),
+        ]
+        with open(self.rundir / "init.log", "wb") as init_log:
+            self.process = subprocess.Popen(
+                argv,
+                pass_fds=[host_netns],
+                stdin=subprocess.DEVNULL,
+                stdout=init_log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+            )
+        os.close(host_netns)
+        deadline = time.monotonic() + 10
+        while self.init_pid is None and time.monotonic() < deadline:
+            children = [pid for pid, (ppid, _cmd) in process_table().items() if ppid == self.process.pid]
+            self.init_pid = children[0] if children else None
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.01)
+        if self.init_pid is None:
+            self.fail("the namespace did not start")
+        return self
+
+    # -- looking in
+
+    def stats(self, timeout=10):
+        """The relay's counters and the command's start time (CLOCK_MONOTONIC) from nsinit.py."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                return json.loads((self.rundir / "stats.json").read_text())
+            except (OSError, ValueError):
+                time.sleep(0.02)
+        self.fail("nsinit.py wrote no stats")
+
+    def reset_peak(self):
+        os.kill(self.init_pid, signal.SIGUSR1)
+        time.sleep(0.05)
+
+    def inside(self, path):
+        """A path in the dyno's own /tmp, seen from outside through its PID 1's root."""
+        return Path(f"/proc/{self.init_pid}/root{path}")
+
+    @property
+    def output(self):
+        try:
+            return (self.rundir / "dyno.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def fail(self, message):
+        init = (self.rundir / "init.log").read_text(errors="replace") if (self.rundir / "init.log").exists() else ""
+        raise rs.StackError(
+            f"{self.name}: {message}\n--- nsinit\n{init[-2000:]}\n"
+            f"--- bin/dyno {self.process_type}\n{self.output[-4000:]}"
+        )
+
+    def nsenter(self, argv):
+        return ["nsenter", f"--target={self.init_pid}", "--net", "--mount", "--", *map(str, argv)]
+
+    def run(self, argv, timeout):
+        """Run a command in the dyno's network and /tmp (as root); returns its stdout, or fails."""
+        result = subprocess.run(
+            self.nsenter(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+        if result.returncode != 0:
+            self.fail(f"{argv[:3]} exited {result.returncode}:\n{result.stderr[-3000:]}")
+        return result.stdout
+
+    def popen(self, argv, **options):
+        return subprocess.Popen(
+            self.nsenter(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=die_with_parent,
+            **options,
+        )
+
+    def loadgen(self, *args, timeout=300):
+        return json.loads(self.run([sys.executable, BENCH / "loadgen.py", *args], timeout))
+
+    def pids(self):
+        """Host pids of every process in the dyno's PID namespace."""
+        try:
+            namespace = os.readlink(f"/proc/{self.init_pid}/ns/pid")
+        except OSError:
+            return []
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.readlink(entry / "ns" / "pid") == namespace:
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+        return found
+
+    def memory(self):
+        """RSS and PSS of the dyno's processes, by role; the harness (nsinit, bin/dyno) is kept apart."""
+        processes = []
+        table = process_table()
+        for pid in self.pids():
+            try:
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except OSError:
+                continue
+            values = dict(re.findall(r"^(\w+):\s+(\d+) kB", rollup, re.M))
+            command = table.get(pid, (0, ""))[1]
+            processes.append(
+                {
+                    "pid": pid,
+                    "role": role_of(pid, command, self.init_pid),
+                    "command": command[:120],
+                    "rss_mb": int(values.get("Rss", 0)) / 1024,
+                    "pss_mb": int(values.get("Pss", 0)) / 1024,
+                }
+            )
+        dyno = [p for p in processes if p["role"] != "harness"]
+        by_role = {}
+        for p in dyno:
+            role = by_role.setdefault(p["role"], {"processes": 0, "rss_mb": 0.0, "pss_mb": 0.0})
+            role["processes"] += 1
+            role["rss_mb"] += p["rss_mb"]
+            role["pss_mb"] += p["pss_mb"]
+        return {
+            "rss_mb": round(sum(p["rss_mb"] for p in dyno), 1),
+            "pss_mb": round(sum(p["pss_mb"] for p in dyno), 1),
+            "by_role": {
+                k: {**v, "rss_mb": round(v["rss_mb"], 1), "pss_mb": round(v["pss_mb"], 1)} for k, v in by_role.items()
+            },
+            "harness_pss_mb": round(sum(p["pss_mb"] for p in processes if p["role"] == "harness"), 1),
+            "processes": processes,
+        }
+
+    # -- waiting and stopping
+
+    def wait_exit(self, timeout):
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.fail(f"still running after {timeout} s")
+
+    def stop(self, timeout=40):
+        if self.stopped or self.process is None:
+            return
+        self.stopped = True
+        if self.process.poll() is None and self.init_pid:
+            try:
+                os.kill(self.init_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.process.poll() is None:
+            self.process.kill()  # --kill-child: the namespace's PID 1 goes too, and with it the rest
+            self.process.wait(10)
+        deadline = time.monotonic() + 5
+        while self.pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in self.pids():  # never reached in practice: a PID namespace dies with its PID 1
+            os.kill(pid, signal.SIGKILL)
+
+
+def role_of(pid, command, init_pid):
+    words = command.split()
+    program = Path(words[0]).name if words else ""
+    if pid == init_pid or "bin/dyno" in command:
+        # nsinit.py (relay, PID 1) and bin/dyno (the local stand-in for the buildpacks' bash start
+        # scripts) are not processes of a Heroku dyno.
+        return "harness"
+    if program.startswith("nginx"):
+        return "nginx"
+    if program == "pgbouncer":
+        return "pgbouncer"
+    if program == "tail":
+        return "log tail"
+    return "app"
+
+
+def start_web(name, project, env, user, workdir, postgres, ready_file=True, timeout=90):
+    """Start a web dyno and wait for its first 200; returns (dyno, start-up record)."""
+    dyno = Dyno(name, project, "web", env, user, workdir / "ns" / name, postgres).start()
+    try:
+        args = ["wait", "--target", f"tcp:127.0.0.1:{PORT}", "--path", "/health/", "--timeout", str(timeout)]
+        if ready_file:
+            args += ["--ready-file", "/tmp/app-initialized"]
+        waited = dyno.loadgen(*args, timeout=timeout + 30)
+        if waited["first_200"] is None:
+            dyno.fail(f"no 200 from /health/ within {timeout} s")
+        started = dyno.stats()["command_started"]
+        startup = {
+            "ready_file_s": round(waited["ready_file"] - started, 3) if waited["ready_file"] else None,
+            "first_200_s": round(waited["first_200"] - started, 3),
+        }
+    except BaseException:
+        dyno.stop()
+        raise
+    return dyno, startup
+
+
+def release(name, project, env, user, workdir, postgres):
+    """The release phase (migrate), straight to PostgreSQL, as on Heroku."""
+    with Dyno(name, project, "release", env, user, workdir / "ns" / name, postgres) as dyno:
+        code = dyno.wait_exit(180)
+        if code != 0:
+            dyno.fail(f"the release phase exited {code}")
+
+
+class Noise:
+    """What the machine itself did during a window: pressure stall time (PSI) and CPU steal, in ms.
+
+    The machine is shared: a neighbour's disk writes or CPU can freeze every process here for a while.
+    `io_full_ms` is time in which every runnable task waited for I/O; `cpu_some_ms` includes this
+    benchmark's own processes competing for the 2 cores, so it is only comparable between windows.
+    """
+
+    def __init__(self):
+        self.start = self.read()
+
+    @staticmethod
+    def read():
+        values = {}
+        for resource in ("cpu", "io", "memory"):
+            try:
+                text = Path(f"/proc/pressure/{resource}").read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                kind, *fields = line.split()
+                values[f"{resource}_{kind}_ms"] = int(dict(f.split("=") for f in fields)["total"]) / 1000
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        values["steal_ms"] = int(fields[8]) * 1000 / os.sysconf("SC_CLK_TCK")
+        return values
+
+    def end(self):
+        now = self.read()
+        return {key: round(now[key] - self.start.get(key, 0), 1) for key in now if not key.startswith("cpu_full")}
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 3) if values else None
