@@ -214,22 +214,6 @@ def database_url(postgres, name):
 # --- dynos in namespaces ---------------------------------------------------------------------------------
 
 
-def process_table():
-    """{pid: (ppid, command line)} of every live process."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            table[int(entry.name)] = (int(fields[1]), cmdline)
-    return table
-
-
 class Dyno:
     """`bin/dyno TYPE` as the ordinary user, in namespaces of its own, with nsinit.py as their PID 1.
 
@@ -298,7 +282,7 @@ class Dyno:
         os.close(host_netns)
         deadline = time.monotonic() + 10
         while self.init_pid is None and time.monotonic() < deadline:
-            children = [pid for pid, (ppid, _cmd) in process_table().items() if ppid == self.process.pid]
+            children = [pid for pid, (ppid, *_rest) in rs.process_table().items() if ppid == self.process.pid]
             self.init_pid = children[0] if children else None
             if self.process.poll() is not None:
                 break
@@ -391,14 +375,14 @@ class Dyno:
     def memory(self):
         """RSS and PSS of the dyno's processes, by role; the harness (nsinit, bin/dyno) is kept apart."""
         processes = []
-        table = process_table()
+        table = rs.process_table()
         for pid in self.pids():
             try:
                 rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
             except OSError:
                 continue
             values = dict(re.findall(r"^(\w+):\s+(\d+) kB", rollup, re.M))
-            command = table.get(pid, (0, ""))[1]
+            command = table.get(pid, (0, 0, 0, ""))[3]
             processes.append(
                 {
                     "pid": pid,

@@ -51,11 +51,22 @@ def stack(request, bake_once, baked_venv, user, workdir, postgres):
     project = rs.prepare_project(bake_once(**answers), workdir / name, user, baked_venv)
     database = f"app_{name}"
     url = postgres.create_database(database)
+    # A second database (seed 002), pooled too because PGBOUNCER_URLS names it.
+    second_url = postgres.create_database(f"{database}_red")
     # The config vars a Deploy Button would set from app.json, plus the ones this stack needs.
     app_json = json.loads((project / "app.json").read_text())
     config_vars = {key: spec["value"] for key, spec in app_json["env"].items() if "value" in spec}
     port = rs.free_port()
-    env = stack_env(user, baked_venv, DATABASE_URL=url, PORT=port, NGINX_CLIENT_MAX_BODY_SIZE=BODY_LIMIT, **config_vars)
+    env = stack_env(
+        user,
+        baked_venv,
+        DATABASE_URL=url,
+        HEROKU_POSTGRESQL_RED_URL=second_url,
+        PGBOUNCER_URLS="DATABASE_URL HEROKU_POSTGRESQL_RED_URL",
+        PORT=port,
+        NGINX_CLIENT_MAX_BODY_SIZE=BODY_LIMIT,
+        **config_vars,
+    )
     s = SimpleNamespace(
         answers=answers,
         mode=answers["pgbouncer_pool_mode"],
@@ -102,6 +113,20 @@ def assert_postgres_sees_only_pgbouncer(s):
     assert {int(port) for _addr, port in backends} <= server_ports, (
         f"PostgreSQL has connections that are not PgBouncer's: {backends}, PgBouncer's ports {server_ports}"
     )
+
+
+def test_a_second_database_is_pooled_too(stack):
+    """Every variable PGBOUNCER_URLS names gets its own dbN alias on the dyno's PgBouncer."""
+    environ = stack.web.app_environ()
+    assert environ["DATABASE_URL"].endswith("@127.0.0.1:6000/db1")
+    assert environ["HEROKU_POSTGRESQL_RED_URL"].endswith("@127.0.0.1:6000/db2")
+    code = (
+        "import os, psycopg; connection = psycopg.connect(os.environ['HEROKU_POSTGRESQL_RED_URL']); "
+        "print(connection.execute('SELECT current_database()').fetchone()[0])"
+    )
+    result = stack.web.run_in_dyno([str(stack.venv / "bin/python"), "-c", code])
+    assert result.stdout.split()[-1] == f"{stack.database}_red"
+    assert "db2" in {row["database"] for row in pgbouncer_show(stack.user, "POOLS")}
 
 
 def get(s, path, headers=None):
