@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import time
 import uuid
 from contextlib import closing
@@ -524,3 +525,22 @@ def test_worker_stops_gracefully(stack):
     record = stack.worker_stop
     assert record is not None, "the worker dyno did not run (see the test above)"
     assert record["elapsed"] < 25 and "sending SIGKILL" not in stack.worker_output, stack.worker_output[-3000:]
+
+
+def test_baked_tests_pass_on_postgresql(bake_once, baked_venv, postgres):
+    """Heroku CI's case (app.json's environments.test): the project's own tests on PostgreSQL, not SQLite."""
+    project = bake_once()
+    url = postgres.create_database("app_own_tests")
+    postgres.sql(f"ALTER ROLE {postgres.APP_USER} CREATEDB")  # pytest-django creates test_app_own_tests
+    environ = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "DATABASE_URL": url}
+    result = subprocess.run(
+        [str(baked_venv / "bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout

@@ -35,18 +35,22 @@ def index(request):
 def health(request):
     """200 when the database answers a query, 503 when it does not: for uptime checks and load balancers."""
     try:
-        if connection.vendor == "postgresql":
-            _postgres_answers(HEALTH_TIMEOUT)
-        else:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-                cursor.fetchone()
+        _database_answers(HEALTH_TIMEOUT)
     except (DatabaseError, psycopg.Error, OSError) as error:
         log.warning("health check failed: %s", str(error).strip() or type(error).__name__)
         # Drop a broken connection so the next request opens a fresh one once the database is back.
         connection.close_if_unusable_or_obsolete()
         return JsonResponse({"status": "unavailable", "database": connection.vendor}, status=503)
     return JsonResponse({"status": "ok", "database": connection.vendor})
+
+
+def _database_answers(timeout):
+    if connection.vendor == "postgresql":
+        _postgres_answers(timeout)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
 
 
 def _postgres_answers(timeout):

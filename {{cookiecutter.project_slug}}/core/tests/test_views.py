@@ -2,10 +2,10 @@ from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.urls import reverse
 
-from core import pgbouncer
+from core import pgbouncer, views
 
 pytestmark = pytest.mark.django_db
 
@@ -16,18 +16,25 @@ def test_index_answers(client):
     assert b"It works" in response.content
 
 
-def test_health_runs_a_query(client, django_assert_num_queries):
-    with django_assert_num_queries(1):
+def test_health_runs_a_query(client):
+    with mock.patch("core.views._database_answers", wraps=views._database_answers) as check:
         response = client.get(reverse("health"))
+    check.assert_called_once_with(views.HEALTH_TIMEOUT)
     assert response.status_code == 200
-    assert response.json()["status"] == "ok"
+    assert response.json() == {"status": "ok", "database": connection.vendor}
 
 
 def test_health_is_503_when_the_database_fails(client):
-    with mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=OperationalError("gone")):
+    with mock.patch("core.views._database_answers", side_effect=OperationalError("gone")):
         response = client.get(reverse("health"))
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
+
+
+def test_health_is_503_when_the_database_is_too_slow(client):
+    with mock.patch("core.views._database_answers", side_effect=TimeoutError("no answer within 3 s")):
+        response = client.get(reverse("health"))
+    assert response.status_code == 503
 
 
 def test_pgbouncer_page_needs_staff(client):
