@@ -69,9 +69,8 @@ def test_option_bakes_valid_files_and_passes_its_tests(bake_once, venv_python, a
         assert ADDONS[answers["cache"]] in plans
     if answers.get("task_broker") == "redis":
         assert ADDONS["redis"] in plans
-    assert (
-        {"AWS_STORAGE_BUCKET_NAME", "AWS_SECRET_ACCESS_KEY"} <= set(app["env"]) if answers.get("use_s3_media") else True
-    )
+    asks_for_s3 = {"AWS_STORAGE_BUCKET_NAME", "AWS_SECRET_ACCESS_KEY"} <= set(app["env"])
+    assert asks_for_s3 == answers.get("use_s3_media", False)
     run([venv_python, "-m", "ruff", "check", "--no-cache", "."], cwd=project)
     result = run([venv_python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=project_environ())
     assert " passed" in result.stdout
