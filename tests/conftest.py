@@ -1,5 +1,6 @@
 """Shared fixtures: bake helpers, the answer matrix and one virtual environment for every bake."""
 
+import fcntl
 import hashlib
 import itertools
 import json
@@ -7,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTEXT = json.loads((ROOT / "cookiecutter.json").read_text())
 SERVERS = CONTEXT["wsgi_server"]
 POOL_MODES = CONTEXT["pgbouncer_pool_mode"]
+# The app.json schemas the bakes are validated against, vendored with their sources (schemas/README.md).
+SCHEMAS = sorted((ROOT / "tests" / "schemas").glob("*.schema.json"))
 # Debian's Python: the baked project must run on it, and unlike pyenv's (under /root) an ordinary user
 # can execute it, which the real-stack tests need since PgBouncer and PostgreSQL refuse to run as root.
 SYSTEM_PYTHON = os.environ.get("BAKED_PYTHON", "/usr/bin/python3")
-VENV_CACHE = Path(os.environ.get("BAKED_VENV_CACHE", ROOT / ".cache"))
+# What the dyno user runs or reads (the baked venv, the stacks' projects) must not live in the checkout:
+# a clone under /root or a home directory (mode 700) is closed to that user. /var/tmp is open to every
+# user and survives reboots, so the venvs cached there stay useful; each run's stack files go at its end.
+TEST_DIR = Path(os.environ.get("HEROKU_DJANGO_TEST_DIR", f"/var/tmp/heroku-django-tests-{os.geteuid()}"))
+VENV_CACHE = Path(os.environ.get("BAKED_VENV_CACHE", TEST_DIR / "venvs"))
+STACKS_DIR = TEST_DIR / "stacks"
+STALE = 2 * 24 * 3600  # seconds after which an unused cached venv, or a crashed run's stack files, go
 
 # Options outside the core matrix; each has its own tests (tests/test_options.py).
 OPTION_BAKES = [
@@ -77,20 +87,54 @@ def run(command, *, cwd=None, env=None, timeout=300, check=True, **kwargs):
     return result
 
 
+def open_dir(path):
+    """`path` created if missing, readable by every user, writable by us alone (we run what is in it as
+    root, so a directory someone else made or can write to is refused)."""
+    path.mkdir(mode=0o755, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise RuntimeError(
+            f"{path} belongs to uid {info.st_uid} or is writable by others; remove it or set HEROKU_DJANGO_TEST_DIR"
+        )
+    os.chmod(path, 0o755)
+    return path
+
+
+def prune(directory, keep=None):
+    """Remove the subdirectories of `directory` (and their .lock files), except `keep`, unused for STALE s."""
+    for entry in directory.iterdir():
+        try:
+            stale = entry.is_dir() and time.time() - entry.stat().st_mtime > STALE
+        except FileNotFoundError:
+            continue
+        if stale and entry != keep:
+            shutil.rmtree(entry, ignore_errors=True)
+            Path(f"{entry}.lock").unlink(missing_ok=True)
+
+
 def make_venv(python, requirement_files, name):
-    """A virtual environment with every given requirements file installed, cached by their contents."""
+    """A virtual environment with every given requirements file installed, cached by their contents.
+
+    Concurrent test runs share the cache: a lock file per venv makes the second wait for the first."""
+    import realstack
+
     digest = hashlib.sha256(python.encode())
     for path in requirement_files:
         digest.update(path.read_bytes())
-    venv = VENV_CACHE / f"{name}-{digest.hexdigest()[:12]}"
-    if not (venv / "ready").exists():
-        run([python, "-m", "venv", "--clear", str(venv)])
-        for path in requirement_files:
-            run(
-                [str(venv / "bin/pip"), "install", "--quiet", "-r", str(path)],
-                timeout=900,
-            )
-        (venv / "ready").touch()
+    venv = open_dir(VENV_CACHE) / f"{name}-{digest.hexdigest()[:12]}"
+    with open(f"{venv}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / "ready").exists():
+            with realstack.host_network():  # pip needs PyPI, out of a stack's namespace
+                run([python, "-m", "venv", "--clear", str(venv)])
+                for path in requirement_files:
+                    run(
+                        [str(venv / "bin/pip"), "install", "--quiet", "-r", str(path)],
+                        timeout=900,
+                    )
+            (venv / "ready").touch()
+        os.utime(venv)  # in use: keeps prune() away from it
+    prune(VENV_CACHE, keep=venv)
     return venv
 
 
@@ -124,14 +168,21 @@ def user():
 
 @pytest.fixture(scope="module")
 def workdir(request, user):
-    """A directory the dyno user owns, for one test module's projects, PostgreSQL and logs."""
-    path = Path(tempfile.mkdtemp(prefix=f"heroku-django-{request.module.__name__}-"))
+    """A directory the dyno user owns, for one test module's projects, PostgreSQL and logs, and the module's
+    own network and /tmp (realstack.StackNamespace): from here on the module's tests run in that network."""
+    import realstack
+
+    prune(open_dir(STACKS_DIR))  # left by runs that crashed
+    path = Path(tempfile.mkdtemp(prefix=f"{request.module.__name__}-", dir=STACKS_DIR))
     user.chown(path)
-    yield path
-    if os.environ.get("STACK_KEEP"):  # keep the projects and the dynos' logs to look at
-        print(f"\nstack files kept in {path}")
-    else:
-        shutil.rmtree(path, ignore_errors=True)
+    try:
+        with realstack.StackNamespace(path):
+            yield path
+    finally:
+        if os.environ.get("STACK_KEEP"):  # keep the projects and the dynos' logs to look at
+            print(f"\nstack files kept in {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

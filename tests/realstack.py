@@ -1,37 +1,52 @@
-"""Helpers for the real-stack tests: an ordinary user, a throwaway PostgreSQL 15 and bin/dyno runs.
+"""Helpers for the real-stack tests: an ordinary user, a throwaway PostgreSQL and bin/dyno runs, each test
+module's stack in a network namespace and /tmp of its own.
 
-PostgreSQL and PgBouncer refuse to run as root, and CI runs as root, so everything of the dyno runs as an
-ordinary user (STACK_USER, default "dyno", created with useradd when missing). As an ordinary user the
-tests run it all as themselves. Every wait below is bounded in time, and every process started here is
-stopped by its pid: the dyno's processes are found by their session (bin/dyno is started as a session
-leader and its children stay in its session).
+PostgreSQL and PgBouncer refuse to run as root, so everything of the dyno runs as an ordinary user
+(STACK_USER, default "dyno", created with useradd when missing). Every wait below is bounded in time, and
+every process started here is stopped by its pid: the dyno's processes are found by their session
+(bin/dyno is started as a session leader and its children stay in its session).
+
+Isolation. bin/dyno binds what the buildpacks fix: PgBouncer on 127.0.0.1:6000, nginx's /tmp/nginx.socket
+and /tmp/app-initialized, PgBouncer's admin socket in /tmp. So that two test runs, and a user's own
+`bin/dyno`, can run on one machine at once, each test module gets a StackNamespace: a network namespace
+with only a loopback (the test thread enters it, so its sockets, PostgreSQL and every command it starts
+live there) and a directory that is /tmp for every command run as the stack's user (a private mount
+namespace per command, with that directory bind-mounted on /tmp). Namespaces need root; the real-stack
+tests say so when run without it.
 """
 
+import ctypes
 import fcntl
+import glob
 import http.client
 import os
 import pwd
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 STACK_USER = os.environ.get("STACK_USER", "dyno")
-# bin/dyno's fixed paths (/tmp/nginx.socket, port 6000) allow one stack at a time on a machine.
-LOCK_FILE = "/tmp/heroku-django-stack.lock"
 TOOLS = {  # program: Debian package
-    "initdb": "postgresql-15",
-    "pg_ctl": "postgresql-15",
-    "postgres": "postgresql-15",
-    "psql": "postgresql-client-15",
+    "initdb": "postgresql",
+    "pg_ctl": "postgresql",
+    "postgres": "postgresql",
+    "psql": "postgresql-client",
     "nginx": "nginx",
     "pgbouncer": "pgbouncer",
     "erb": "ruby",
+    "unshare": "util-linux",
+    "setpriv": "util-linux",
+    "mount": "mount",
 }
 SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class StackError(AssertionError):
@@ -65,20 +80,161 @@ def ordinary_user():
         entry = pwd.getpwnam(STACK_USER)
     except KeyError:
         result = subprocess.run(
-            ["useradd", "--create-home", "--user-group", "--shell", "/bin/bash", STACK_USER],
+            [_tool("useradd"), "--create-home", "--user-group", "--shell", "/bin/bash", STACK_USER],
             capture_output=True,
             text=True,
         )
-        if result.returncode != 0:
+        try:  # another test run may have created it meanwhile
+            entry = pwd.getpwnam(STACK_USER)
+        except KeyError:
             raise StackError(f"useradd {STACK_USER} failed: {result.stderr.strip()}") from None
-        entry = pwd.getpwnam(STACK_USER)
     return User(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
 
 
+def postgres_bin():
+    """Where PostgreSQL's server programs are: Debian and Ubuntu keep initdb, pg_ctl and postgres in
+    /usr/lib/postgresql/<major>/bin, off the PATH (only pg_wrapper's psql is in /usr/bin); the newest
+    major wins. None when no server is installed."""
+    found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    if not found:
+        return None
+    newest = max(found, key=lambda path: [int(part) for part in path.split("/")[4].split(".") if part.isdigit()])
+    return os.path.dirname(newest)
+
+
+def tools_path():
+    """PATH for the tests' own commands: PostgreSQL's programs first, then the caller's PATH and sbin."""
+    parts = [postgres_bin(), os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), SBIN]
+    return ":".join(part for part in parts if part)
+
+
 def missing_tools():
-    path = os.environ.get("PATH", "") + ":" + SBIN
-    missing = sorted({package for tool, package in TOOLS.items() if not shutil.which(tool, path=path)})
-    return missing
+    path = tools_path()
+    return sorted({package for tool, package in TOOLS.items() if not shutil.which(tool, path=path)})
+
+
+def _tool(name):
+    return shutil.which(name, path=tools_path()) or name
+
+
+def _syscall(result):
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+
+
+def setns(fd):
+    """Move the calling thread into the network namespace open at fd."""
+    _syscall(_libc.setns(fd, CLONE_NEWNET))
+
+
+def _loopback_up():
+    """ip link set lo up, by ioctl (a new network namespace's loopback is down)."""
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sh22x", b"lo", 0)
+        flags = struct.unpack("16sh22x", fcntl.ioctl(sock, siocgifflags, request))[1]
+        fcntl.ioctl(sock, siocsifflags, struct.pack("16sh22x", b"lo", flags | iff_up))
+
+
+_active = []  # StackNamespaces the test thread is in, innermost last
+
+
+def current_namespace():
+    return _active[-1] if _active else None
+
+
+class StackNamespace:
+    """One stack's own network (a fresh loopback) and /tmp (`tmp`, a directory below `base`).
+
+    Entering it moves the calling thread into the network namespace; threads and processes it starts
+    afterwards are born there, so PostgreSQL, the dynos and every request of the tests meet on that
+    loopback and nowhere else. Commands run with run_as or Dyno see `tmp` as /tmp. Leaving returns the
+    thread to the network it came from; the namespace disappears with its last process.
+    """
+
+    def __init__(self, base):
+        self.base = Path(base)
+        self.tmp = self.base / "tmp"
+        self.fd = self.outer = None
+
+    def __enter__(self):
+        if os.geteuid() != 0:
+            raise StackError(
+                "the real-stack tests run each stack in its own network and mount namespaces, which needs root: "
+                "sudo .venv/bin/python -m pytest tests"
+            )
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.tmp, 0o1777)  # like /tmp: every user may create, only the owner remove
+        self.outer = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _syscall(_libc.unshare(CLONE_NEWNET))
+            self.fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            _loopback_up()
+        except BaseException:
+            self._leave()
+            raise
+        _active.append(self)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self in _active:
+            _active.remove(self)
+        self._leave()
+
+    def _leave(self):
+        if self.outer is not None:
+            setns(self.outer)
+            os.close(self.outer)
+            self.outer = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    @contextmanager
+    def entered(self):
+        """Step into this (already created) namespace for a while, e.g. to look at a second stack."""
+        back = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        setns(self.fd)
+        _active.append(self)
+        try:
+            yield self
+        finally:
+            _active.remove(self)
+            setns(back)
+            os.close(back)
+
+
+@contextmanager
+def host_network():
+    """The network the tests started in, for a while (pip needs PyPI; a stack's namespace has no route)."""
+    outermost = _active[0] if _active else None
+    if outermost is None:
+        yield
+        return
+    back = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    setns(outermost.outer)
+    try:
+        yield
+    finally:
+        setns(back)
+        os.close(back)
+
+
+def user_command(user, argv):
+    """(argv, Popen keyword arguments) that run argv as `user` and, inside a StackNamespace, with the
+    stack's directory as /tmp: unshare(1) gives the command a private mount namespace, mount(8) binds the
+    directory on /tmp, setpriv(1) drops to the user. Every exec keeps the pid, so the pid Popen returns is
+    the command's own (bin/dyno's session id, what SIGTERM goes to)."""
+    argv = [str(arg) for arg in argv]
+    namespace = current_namespace()
+    if namespace is None or os.geteuid() != 0:
+        return argv, user.popen_kwargs()
+    script = 'mount --bind -- "$1" /tmp || exit 125; shift; exec "$@"'
+    wrapper = [_tool("unshare"), "--mount", "--propagation", "private", "--"]
+    wrapper += ["/bin/sh", "-c", script.replace("mount ", _tool("mount") + " ", 1), "sh", str(namespace.tmp)]
+    wrapper += [_tool("setpriv"), f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups", "--"]
+    return wrapper + argv, {"umask": 0o022}
 
 
 def free_port():
@@ -88,16 +244,20 @@ def free_port():
 
 
 def run_as(user, argv, *, env=None, cwd=None, timeout=120, check=True):
-    """Run argv as `user`, output captured; on failure raise with both streams."""
+    """Run argv as `user` (with the stack's /tmp inside a StackNamespace), output captured; on failure raise
+    with both streams. With no env, the tests' environment plus PostgreSQL's programs on PATH."""
+    command, kwargs = user_command(user, argv)
+    if env is None:
+        env = {**os.environ, "PATH": tools_path()}
     result = subprocess.run(
-        [str(arg) for arg in argv],
+        command,
         env=env,
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
-        **user.popen_kwargs(),
+        **kwargs,
     )
     if check and result.returncode != 0:
         raise StackError(
@@ -235,73 +395,35 @@ def http_request(port, method, path, headers=None, body=None, timeout=15):
         connection.close()
 
 
-def stack_resources_free():
-    """True when nothing listens on 127.0.0.1:6000 or serves on /tmp/nginx.socket."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", 6000))
-        except OSError:
-            return False
-    with socket.socket(socket.AF_UNIX) as probe:
-        probe.settimeout(1)
-        return probe.connect_ex("/tmp/nginx.socket") != 0
-
-
-def stack_lock(timeout=600):
-    """An open, exclusively locked LOCK_FILE, once the fixed paths are free too (someone else's stack on
-    this machine may hold them without taking the lock); close it to release."""
-    lock = open(LOCK_FILE, "a")
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if stack_resources_free():
-                    return lock
-                fcntl.flock(lock, fcntl.LOCK_UN)
-            except BlockingIOError:
-                pass
-            if time.monotonic() > deadline:
-                raise StackError(f"port 6000 or /tmp/nginx.socket stayed busy for {timeout} s: another stack runs")
-            time.sleep(0.5)
-    except BaseException:
-        lock.close()
-        raise
-
-
 class Dyno:
     """`bin/dyno <type>` running as `user` in `project`; always stopped (SIGTERM, then by pid) on exit.
 
     stop() records what a shutdown looked like: seconds from SIGTERM until bin/dyno exited, its exit status
     and every process of the dyno (see dyno_pids) still there afterwards; those are then killed by pid so
-    that nothing outlives a test. The stack lock is held from start to stop.
+    that nothing outlives a test. Inside a StackNamespace the dyno has the namespace's network and /tmp
+    (`tmp` is that directory as the tests see it).
     """
 
     def __init__(self, project, process_type, env, user, log_path, postgres=None):
         self.project, self.process_type, self.env, self.user = Path(project), process_type, env, user
         self.log_path, self.postgres = Path(log_path), postgres
-        self.process, self.lock, self.stopped = None, None, None
+        self.process, self.stopped = None, None
+        namespace = current_namespace()
+        self.tmp = namespace.tmp if namespace else Path("/tmp")
 
     def __enter__(self):
-        self.lock = stack_lock()  # held for the dyno's whole life
-        log = open(self.log_path, "wb")
-        try:
+        command, kwargs = user_command(self.user, [self.project / "bin" / "dyno", self.process_type])
+        with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [str(self.project / "bin" / "dyno"), self.process_type],
+                command,
                 cwd=self.project,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                **self.user.popen_kwargs(),
+                **kwargs,
             )
-        except BaseException:
-            self.lock.close()
-            raise
-        finally:
-            log.close()
         return self
 
     def __exit__(self, *exc_info):
@@ -379,10 +501,7 @@ class Dyno:
         """SIGTERM bin/dyno (as Heroku would the dyno) once; returns the record described above."""
         if self.stopped is not None or self.process is None:
             return self.stopped
-        try:
-            return self._stop(timeout)
-        finally:
-            self.lock.close()  # the next stack may start
+        return self._stop(timeout)
 
     def _stop(self, timeout):
         started = time.monotonic()

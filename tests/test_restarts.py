@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -231,7 +232,8 @@ def in_flight_run(dyno, port):
     }
     routes = {
         "nginx": lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=GRACE),
-        "direct": lambda: UnixHTTPConnection(APP_SOCKET, GRACE),
+        # The dyno's /tmp is its stack's own directory (realstack.StackNamespace): the socket is there.
+        "direct": lambda: UnixHTTPConnection(str(dyno.tmp / Path(APP_SOCKET).name), GRACE),
     }
     requests = {f"{route}-{i}-{uuid.uuid4().hex[:8]}": route for route in routes for i in range(2)}
     results = {}

@@ -2,9 +2,10 @@
 against a throwaway PostgreSQL 15, as an ordinary user, the way Heroku's buildpacks run them on a dyno.
 
 One stack (bake, build, release phase, web dyno, then worker dyno) per combination in COMBINATIONS;
-the tests of a combination share it, in file order. Stacks use fixed paths (/tmp/nginx.socket, port
-6000), so they run one at a time (realstack.LOCK_FILE). Needs nginx, pgbouncer, ruby (erb) and
-PostgreSQL 15's server programs; a missing one fails the tests with the package to install.
+the tests of a combination share it, in file order. The module runs in its own network namespace and
+/tmp (realstack.StackNamespace): bin/dyno's fixed /tmp/nginx.socket and port 6000 are its own. Needs
+nginx, pgbouncer, ruby (erb) and PostgreSQL's server programs; a missing one fails the tests with the
+package to install.
 """
 
 import csv
@@ -19,7 +20,6 @@ import socket
 import subprocess
 import time
 import uuid
-from contextlib import closing
 from types import SimpleNamespace
 from urllib.parse import urlencode
 
@@ -232,8 +232,8 @@ def test_plain_errors(user, checks_project, baked_venv, workdir):
         (tools / program).symlink_to(shutil.which(program, path="/usr/bin:/bin"))
     message = error("web", DATABASE_URL=url, PATH=f"{baked_venv}/bin:{tools}", PORT=rs.free_port())
     assert "erb is not installed: apt-get install ruby" in message
-    # PORT and 6000 busy (taken here while no stack runs on this machine).
-    with closing(rs.stack_lock()), socket.socket() as web_port, socket.socket() as pgbouncer_port:
+    # PORT and 6000 busy (taken here, in this module's own network namespace).
+    with socket.socket() as web_port, socket.socket() as pgbouncer_port:
         web_port.bind(("0.0.0.0", 0))
         web_port.listen()
         pgbouncer_port.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
