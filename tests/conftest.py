@@ -18,7 +18,7 @@ CONTEXT = json.loads((ROOT / "cookiecutter.json").read_text())
 SERVERS = CONTEXT["wsgi_server"]
 POOL_MODES = CONTEXT["pgbouncer_pool_mode"]
 # The app.json schemas the bakes are validated against, vendored with their sources (schemas/README.md).
-SCHEMAS = sorted((ROOT / "tests" / "schemas").glob("*.schema.json"))
+SCHEMA_FILES = sorted((ROOT / "tests" / "schemas").glob("*.schema.json"))
 # Debian's Python: the baked project must run on it, and unlike pyenv's (under /root) an ordinary user
 # can execute it, which the real-stack tests need since PgBouncer and PostgreSQL refuse to run as root.
 SYSTEM_PYTHON = os.environ.get("BAKED_PYTHON", "/usr/bin/python3")

@@ -10,9 +10,9 @@ import sys
 import jsonschema
 import pytest
 
-from conftest import MATRIX, ROOT, SERVERS, answers_id, bake, run
+from conftest import MATRIX, ROOT, SCHEMA_FILES, SERVERS, answers_id, bake, run
 
-SCHEMAS = sorted((ROOT.parent / "shared" / "data").glob("*.schema.json"))
+SCHEMAS = SCHEMA_FILES
 SERVER_FILES = {
     "gunicorn": "config/gunicorn.conf.py",
     "uwsgi": "config/uwsgi.ini",

@@ -32,9 +32,9 @@ from cookiecutter.prompt import prompt_for_config
 from cookiecutter.utils import create_env_with_context
 from jinja2 import TemplateSyntaxError
 
-from conftest import ROOT
+from conftest import ROOT, SCHEMA_FILES
 
-SCHEMAS = [json.loads(path.read_text()) for path in sorted((ROOT.parent / "shared" / "data").glob("*.schema.json"))]
+SCHEMAS = [json.loads(path.read_text()) for path in SCHEMA_FILES]
 # The answers a bake with no extra context gets, with the `_` keys the hooks are rendered with: _jinja2_env_vars
 # from cookiecutter.json, and _repo_dir, which cookiecutter adds.
 DEFAULTS = {

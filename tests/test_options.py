@@ -11,9 +11,9 @@ from contextlib import contextmanager
 import jsonschema
 import pytest
 
-from conftest import OPTION_BAKES, ROOT, answers_id, run
+from conftest import OPTION_BAKES, SCHEMA_FILES, answers_id, run
 
-SCHEMAS = [json.loads(path.read_text()) for path in sorted((ROOT.parent / "shared/data").glob("*.schema.json"))]
+SCHEMAS = [json.loads(path.read_text()) for path in SCHEMA_FILES]
 ADDONS = {"redis": "heroku-redis:mini", "memcached": "memcachier:dev"}
 
 

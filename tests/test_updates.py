@@ -22,7 +22,9 @@ def git(*args, cwd):
 
 def snapshot_template(destination):
     """The working tree as a git repository of its own, so a test can commit template changes to it."""
-    shutil.copytree(ROOT, destination, ignore=shutil.ignore_patterns(".git", ".cache", "__pycache__", ".*_cache"))
+    shutil.copytree(
+        ROOT, destination, ignore=shutil.ignore_patterns(".git", ".cache", ".venv", "__pycache__", ".*_cache")
+    )
     git("init", "-q", "-b", "main", cwd=destination)
     git("add", "-A", cwd=destination)
     git("commit", "-q", "-m", "template v1", cwd=destination)
