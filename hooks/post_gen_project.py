@@ -10,9 +10,12 @@ SERVER_FILES = {
     "uwsgi": "config/uwsgi.ini",
     "waitress": "config/serve_waitress.py",
 }
-# Each answer maps to the paths that exist only for the other choices.
+# Each answer maps to the paths that exist only for the other choices. What the README says about one
+# choice lives in its own docs/ file, kept or removed here with that choice's code.
 UNNEEDED = {
-    ("wsgi_server", server): [path for other, path in SERVER_FILES.items() if other != server]
+    ("wsgi_server", server): [
+        path for other, config in SERVER_FILES.items() if other != server for path in (config, f"docs/{other}.md")
+    ]
     for server in SERVER_FILES
 }
 UNNEEDED[("use_worker", False)] = [
@@ -21,12 +24,21 @@ UNNEEDED[("use_worker", False)] = [
     "core/tests/test_broker_redis.py",
     "core/management/commands/qcluster.py",
     "core/tests/test_qcluster.py",
+    "docs/worker.md",
+    "docs/broker-orm.md",
+    "docs/broker-redis.md",
 ]
-UNNEEDED[("task_broker", "orm")] = ["core/tests/test_broker_redis.py"]
-UNNEEDED[("cache", "none")] = ["core/tests/test_cache_redis.py", "core/tests/test_cache_memcached.py"]
-UNNEEDED[("cache", "redis")] = ["core/tests/test_cache_memcached.py"]
-UNNEEDED[("cache", "memcached")] = ["core/tests/test_cache_redis.py"]
-UNNEEDED[("use_s3_media", False)] = ["core/tests/test_media_storage.py"]
+UNNEEDED[("task_broker", "orm")] = ["core/tests/test_broker_redis.py", "docs/broker-redis.md"]
+UNNEEDED[("task_broker", "redis")] = ["docs/broker-orm.md"]
+UNNEEDED[("cache", "none")] = [
+    "core/tests/test_cache_redis.py",
+    "core/tests/test_cache_memcached.py",
+    "docs/cache-redis.md",
+    "docs/cache-memcached.md",
+]
+UNNEEDED[("cache", "redis")] = ["core/tests/test_cache_memcached.py", "docs/cache-memcached.md"]
+UNNEEDED[("cache", "memcached")] = ["core/tests/test_cache_redis.py", "docs/cache-redis.md"]
+UNNEEDED[("use_s3_media", False)] = ["core/tests/test_media_storage.py", "docs/s3-media.md"]
 
 
 def remove(relative_path):

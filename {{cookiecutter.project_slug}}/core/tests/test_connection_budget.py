@@ -31,6 +31,19 @@ def test_formation_comes_from_the_environment(monkeypatch):
     assert "total: 10 of 120" in output
 
 
+def test_default_formation_is_one_dyno_of_each_procfile_type_behind_pgbouncer(monkeypatch):
+    from django.conf import settings
+
+    monkeypatch.delenv("DYNO_FORMATION", raising=False)
+    procfile = (settings.BASE_DIR / "Procfile").read_text()
+    pooled = [line.partition(":")[0] for line in procfile.splitlines() if "bin/start-pgbouncer" in line]
+    assert "web" in pooled  # release: runs migrate without PgBouncer and is not counted
+    output = budget("--pool", "5", "--reserve", "2", "--max-connections", "100")
+    counted = [line.partition(":")[0] for line in output.splitlines() if " dyno(s) x " in line]
+    assert counted == pooled
+    assert f"total: {7 * len(pooled) + 2} of 100" in output
+
+
 def test_bad_formation_is_explained():
     with pytest.raises(CommandError, match="process=count pairs"):
         budget("--dynos", "web:2", "--max-connections", "20")

@@ -6,6 +6,7 @@ to PostgreSQL. One-off dynos (`heroku run`) and the release phase connect direct
 
 import os
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
@@ -21,6 +22,15 @@ PLAN_LIMITS = {
 }
 # The release phase's migrate plus one `heroku run` console.
 DIRECT_CONNECTIONS = 2
+
+
+def procfile_formation(procfile=None):
+    """One dyno of each Procfile process type that runs bin/start-pgbouncer: "web=1,worker=1", or "web=1"."""
+    procfile = procfile or settings.BASE_DIR / "Procfile"
+    lines = procfile.read_text().splitlines() if procfile.exists() else []
+    entries = (line.partition(":") for line in lines)
+    types = [name.strip() for name, _, command in entries if "bin/start-pgbouncer" in command]
+    return ",".join(f"{name}=1" for name in types) or "web=1"
 
 
 def parse_formation(text):
@@ -40,8 +50,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--dynos",
-            default=os.environ.get("DYNO_FORMATION", "web=1,worker=1"),
-            help="dynos that run PgBouncer, e.g. web=2,worker=1 (default: $DYNO_FORMATION, else web=1,worker=1)",
+            default=os.environ.get("DYNO_FORMATION") or procfile_formation(),
+            help="dynos that run PgBouncer, e.g. web=2,worker=1 (default: $DYNO_FORMATION, else one of each "
+            "Procfile type that runs bin/start-pgbouncer)",
         )
         parser.add_argument("--pool", type=int, default=int(os.environ.get("PGBOUNCER_DEFAULT_POOL_SIZE", "1")))
         parser.add_argument("--reserve", type=int, default=int(os.environ.get("PGBOUNCER_RESERVE_POOL_SIZE", "1")))

@@ -1,0 +1,269 @@
+"""The baked README and docs/ of every combination of answers read true for those answers.
+
+For each combination: every table is well formed, every link to a file in the bake resolves and every
+docs/ file is linked, every `bin/...` and `manage.py` command shown exists in that bake (with the options
+shown), every environment variable named is read by the project, and no sentence names an option that was
+not chosen. The connection_budget example is run and its output compared with what the README shows.
+"""
+
+import ast
+import itertools
+import os
+import re
+from functools import cache
+
+import pytest
+
+from conftest import CONTEXT, answers_id, bake, run
+
+# Every question with a fixed set of answers, from cookiecutter.json: lists are choices, booleans yes/no.
+CHOICE_KEYS = [key for key, value in CONTEXT.items() if not key.startswith("_") and isinstance(value, (list, bool))]
+
+
+def valid(answers):
+    """The hook refuses the Redis broker without the worker (tests/test_hooks.py checks that refusal)."""
+    return not (answers["task_broker"] == "redis" and not answers["use_worker"])
+
+
+ALL_ANSWERS = [
+    answers
+    for answers in (
+        dict(zip(CHOICE_KEYS, values, strict=True))
+        for values in itertools.product(
+            *([True, False] if isinstance(CONTEXT[key], bool) else CONTEXT[key] for key in CHOICE_KEYS)
+        )
+    )
+    if valid(answers)
+]
+
+# Scripts the buildpacks put into the app at build time (heroku/pgbouncer, heroku-community/nginx in app.json).
+BUILDPACK_SCRIPTS = {"bin/start-pgbouncer", "bin/start-nginx"}
+# Variables the README names that the project hands to other programs rather than reading itself.
+READ_ELSEWHERE = {
+    "PGOPTIONS": "libpq (the release phase's lock_timeout)",
+    "AWS_ACCESS_KEY_ID": "boto3, from the environment",
+    "AWS_SECRET_ACCESS_KEY": "boto3, from the environment",
+    "FORWARDED_ALLOW_IPS": "gunicorn; the Python buildpack exports it on every dyno, and bin/dyno does too",
+}
+ENVIRON_READS = [
+    re.compile(r"""environ(?:\.get)?[\[(]\s*["']([A-Z][A-Z0-9_]*)["']"""),  # os.environ.get("X"), environ["X"]
+    re.compile(r"""\benv(?:\.get|\.setdefault)?\(\s*["']([A-Z][A-Z0-9_]*)["']"""),  # bin/dyno's env dict
+    re.compile(r"""\benv\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\](?!\s*=[^=])"""),  # env["X"] read, not assigned
+    re.compile(r"""["']([A-Z][A-Z0-9_]*)["'] (?:not )?in (?:env|os\.environ)\b"""),
+    re.compile(r"""env_(?:bool|list)\(\s*["']([A-Z][A-Z0-9_]*)["']"""),  # settings helpers
+    re.compile(r"""ENV\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\]"""),  # erb
+    re.compile(r"\$\(([A-Z][A-Z0-9_]*)\)|if-(?:not-)?env = ([A-Z][A-Z0-9_]*)"),  # uWSGI ini
+    re.compile(r"\benv -u ([A-Z][A-Z0-9_]*)"),  # Procfile: removed on purpose
+]
+
+# Phrases that belong to one answer only; none may appear in a bake without that answer.
+SERVER_NAMES = {"gunicorn": r"\bgunicorn\b", "uwsgi": r"\buwsgi\b", "waitress": r"\bwaitress\b"}
+PHRASES = {
+    "worker": [r"django-q2", r"qcluster", r"\bQ_[A-Z]", r"\bworker dyno", r"bin/dyno worker", r"\btasks?\b"],
+    "broker=orm": [r"\borm broker", r"broker-orm", r"Q_CLUSTER\[\"orm\"\]"],
+    "broker=redis": [r"\bredis broker", r"broker-redis", r"Q_CLUSTER\[\"redis\"\]"],
+    "cache=redis": [r"\bredis cache", r"RedisCache", r"cache-redis"],
+    "cache=memcached": [r"memcach"],
+    "redis": [r"\bredis\b", r"Key-Value Store"],
+    "s3": [r"\bS3\b", r"django-storages", r"\bAWS_", r"boto3", r"s3-media"],
+}
+
+
+def chosen(answers):
+    """The phrase groups this bake may use."""
+    worker = answers["use_worker"]
+    groups = {
+        "worker": worker,
+        "broker=orm": worker and answers["task_broker"] == "orm",
+        "broker=redis": worker and answers["task_broker"] == "redis",
+        "cache=redis": answers["cache"] == "redis",
+        "cache=memcached": answers["cache"] == "memcached",
+        "s3": answers["use_s3_media"],
+    }
+    groups["redis"] = groups["cache=redis"] or groups["broker=redis"]
+    return groups
+
+
+@pytest.fixture(scope="module")
+def cookies_module(cookies_session):
+    return cookies_session
+
+
+def markdown_files(project):
+    return [project / "README.md", *sorted((project / "docs").glob("*.md"))]
+
+
+def code_spans(text):
+    """Fenced blocks and inline code: where commands and variable assignments are shown."""
+    fenced = re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.S | re.M)
+    prose = re.sub(r"^```[^\n]*\n.*?^```", "", text, flags=re.S | re.M)
+    return fenced + re.findall(r"`([^`\n]+)`", prose)
+
+
+def blocks(text):
+    """Paragraphs, list items and tables: the units a sentence lives in."""
+    for chunk in re.split(r"\n\s*\n", text):
+        yield from re.split(r"\n(?=\s*(?:[-*]|\d+\.) )", chunk)
+
+
+def tables(text):
+    lines = text.splitlines()
+    in_code = False
+    current = []
+    for line in [*lines, ""]:
+        if line.startswith("```"):
+            in_code = not in_code
+        if not in_code and line.startswith("|"):
+            current.append(line)
+        elif current:
+            yield current
+            current = []
+
+
+def cells(row):
+    assert row.startswith("|") and row.rstrip().endswith("|"), f"a table row starts and ends with |: {row!r}"
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row.strip()[1:-1])]
+
+
+def variables_named(text):
+    named = set()
+    for table in tables(text):
+        if cells(table[0])[0] == "Variable":
+            for row in table[2:]:
+                named |= set(re.findall(r"`([A-Z][A-Z0-9_]*)`", cells(row)[0]))
+    for code in code_spans(text):
+        named |= set(re.findall(r"(?<![\w$./-])([A-Z][A-Z0-9_]+)=", code))
+        named |= set(re.findall(r"\$\{?([A-Z][A-Z0-9_]+)\b", code))
+    return named
+
+
+def variables_read(project):
+    sources = [
+        path
+        for path in project.rglob("*")
+        if path.is_file()
+        and path.suffix != ".md"
+        and "tests" not in path.parts
+        and ".github" not in path.parts
+        and path.name not in {".cookiecutter.json", "app.json", ".env.example"}
+    ]
+    read = set()
+    for path in sources:
+        text = path.read_text()
+        for pattern in ENVIRON_READS:
+            read |= {name for match in pattern.findall(text) for name in ([match] if isinstance(match, str) else match)}
+    # bin/dyno reads PGBOUNCER_<KEY> for every key of its table of the buildpack's defaults.
+    dyno = ast.parse((project / "bin/dyno").read_text())
+    for node in dyno.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PGBOUNCER_DEFAULTS":
+            read |= {f"PGBOUNCER_{key.value.upper()}" for key in node.value.keys}
+    return read - {""}
+
+
+def environ():
+    return {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+
+
+@cache
+def management_help(python, project, command=None):
+    arguments = ["help", "--commands"] if command is None else [command, "--help"]
+    return run([python, "manage.py", *arguments], cwd=project, env=environ()).stdout
+
+
+@pytest.mark.parametrize("answers", ALL_ANSWERS, ids=answers_id)
+def test_baked_docs_are_true_for_the_answers(cookies, answers):
+    project = bake(cookies, **answers)
+    texts = {path: path.read_text() for path in markdown_files(project)}
+    procfile_types = {line.partition(":")[0] for line in (project / "Procfile").read_text().splitlines()}
+    read = variables_read(project) | set(READ_ELSEWHERE)
+    groups = chosen(answers)
+    problems = []
+    linked = set()
+    for path, text in texts.items():
+        name = path.relative_to(project)
+        assert "{{" not in text and "{%" not in text, f"template left in {name}"
+        # Tables: a header, a separator, and every row with the header's number of cells.
+        for table in tables(text):
+            width = len(cells(table[0]))
+            if len(table) < 2 or not all(re.fullmatch(r":?-{3,}:?", cell) for cell in cells(table[1])):
+                problems.append(f"{name}: table without a separator row: {table[0]}")
+            for row in table[1:]:
+                if len(cells(row)) != width:
+                    problems.append(f"{name}: {len(cells(row))} cells, header has {width}: {row[:90]}")
+        # Links to files of the bake resolve.
+        for target in re.findall(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)", text):
+            resolved = (path.parent / target).resolve()
+            linked.add(resolved)
+            if not resolved.exists():
+                problems.append(f"{name}: link to {target}, which this bake does not have")
+        # Commands shown exist in this bake.
+        for code in code_spans(text):
+            for script in re.findall(r"(?<![\w./-])(bin/[\w.-]+)", code):
+                if script not in BUILDPACK_SCRIPTS and not os.access(project / script, os.X_OK):
+                    problems.append(f"{name}: {script} is not an executable file of this bake")
+            for process_type in re.findall(r"(?<![\w./-])bin/dyno(?: --dry-run)? ([a-z]+)", code):
+                if process_type not in procfile_types:
+                    problems.append(f"{name}: bin/dyno {process_type}, but the Procfile has no {process_type}:")
+        # Environment variables named are read.
+        for variable in sorted(variables_named(text) - read):
+            problems.append(f"{name}: names {variable}, which nothing in this bake reads")
+        # No block names an option that was not chosen.
+        for block in blocks(text):
+            for group, allowed in groups.items():
+                for phrase in PHRASES[group]:
+                    if not allowed and re.search(phrase, block, flags=re.I):
+                        problems.append(f"{name}: names {group} ({phrase}) in: {block.strip()[:120]!r}")
+            named = {server for server, pattern in SERVER_NAMES.items() if re.search(pattern, block, flags=re.I)}
+            # A block naming every server compares them (measurements across servers); otherwise only the chosen.
+            if named - {answers["wsgi_server"]} and named != set(SERVER_NAMES):
+                problems.append(f"{name}: names {sorted(named)} in: {block.strip()[:120]!r}")
+    for doc in (project / "docs").glob("*.md"):
+        if doc.resolve() not in linked:
+            problems.append(f"docs/{doc.name} is not linked from the README")
+    assert not problems, "\n".join(problems)
+
+
+def manage_py_commands(text):
+    """(command, [options]) for every `manage.py command --option ...` shown."""
+    shown = []
+    for code in code_spans(text):
+        for match in re.finditer(r"manage\.py ([a-z_]+)([^\n`|;&#]*)", code):
+            shown.append((match[1], re.findall(r"(?<!\S)(--[a-z][a-z-]*)", match[2])))
+    return shown
+
+
+# One bake per set of answers that changes INSTALLED_APPS or the settings: the commands depend on them.
+SETTINGS_KEYS = ("use_worker", "task_broker", "cache", "use_s3_media")
+SETTINGS_ANSWERS = {tuple(answers[key] for key in SETTINGS_KEYS): answers for answers in ALL_ANSWERS}
+
+
+@pytest.mark.parametrize(
+    "answers",
+    list(SETTINGS_ANSWERS.values()),
+    ids=lambda answers: answers_id({key: answers[key] for key in SETTINGS_KEYS}),
+)
+def test_manage_py_commands_shown_exist(bake_once, venv_python, answers):
+    project = bake_once(**answers)
+    available = set(management_help(venv_python, project).split())
+    problems = []
+    for path in markdown_files(project):
+        for command, options in manage_py_commands(path.read_text()):
+            if command not in available:
+                problems.append(f"{path.name}: manage.py {command} is not a command of this bake")
+                continue
+            usage = management_help(venv_python, project, command)
+            problems += [
+                f"{path.name}: manage.py {command} has no {option}" for option in options if option not in usage
+            ]
+    assert not problems, "\n".join(problems)
+
+
+def test_connection_budget_example_prints_what_the_readme_shows(bake_once, venv_python):
+    project = bake_once()
+    readme = (project / "README.md").read_text()
+    match = re.search(r"```bash\n(python manage\.py connection_budget [^\n]*)\n```\n```\n(.*?)```", readme, re.S)
+    assert match, "the README's connection_budget example and its output"
+    command = match[1].split()
+    result = run([venv_python, *command[1:]], cwd=project, env=environ(), check=False)
+    assert result.returncode == 1  # it does not fit
+    assert (result.stdout + result.stderr).splitlines() == match[2].splitlines()
