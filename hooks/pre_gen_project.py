@@ -16,16 +16,30 @@ import unicodedata
 # no quote, backslash or newline in an answer can end the string early. Answers are data here, never code.
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
-# The baked project's top-level modules and those its requirements install: a package of the same name would
-# shadow one of them. The standard library's names are refused too (sys.stdlib_module_names leaves out test).
+# The baked project's top-level names and the modules that any answer's requirements install, whatever this
+# bake's answers: a package of the same name would shadow one of them, now or after a later `cruft update` that
+# adds the option. The standard library's names are refused too (sys.stdlib_module_names leaves out test).
+# tests/test_hooks.py checks this list against every module installed in the bakes' shared environment.
 TAKEN_NAMES = set(
     """
-    core config bin static staticfiles media manage conftest test tests
-    django asgiref sqlparse dj_database_url psycopg psycopg_binary whitenoise django_q picklefield
+    core config bin docs static staticfiles media manage conftest test tests
+    django asgiref sqlparse dj_database_url psycopg psycopg_binary whitenoise
+    django_q picklefield
     gunicorn packaging uwsgi uwsgidecorators waitress
-    pytest pytest_django pluggy iniconfig pygments pip setuptools pkg_resources typing_extensions
+    redis async_timeout
+    bmemcached django_bmemcached uhashring setup
+    storages boto3 botocore s3transfer jmespath dateutil six urllib3
+    pytest pytest_django py pluggy iniconfig pygments ruff pip setuptools pkg_resources typing_extensions
     """.split()
 )
+# Characters that change the direction of the text around them or are invisible: in a name or description
+# they make README.md and app.json read differently from what they are (Trojan Source, CVE-2021-42574).
+# Unicode's format characters (category Cf) are all of these: U+200B..U+200F, U+202A..U+202E,
+# U+2060..U+2069, U+FEFF, U+00AD, U+061C, tag characters. One exception: a zero-width joiner between two
+# emoji builds one emoji (U+1F469 U+200D U+1F4BB, "woman technologist"), so it stays allowed there only.
+ZWJ = "\u200d"
+EMOJI_CATEGORIES = ("So", "Sk")  # pictographs; skin-tone modifiers are Sk
+EMOJI_PRESENTATION = "\ufe0f"  # variation selector-16, may sit between an emoji and the joiner
 # app.json's "name" allows 30 characters (SchemaStore's schema) and falls back to the slug when the project
 # name does not start with an ASCII letter, so both stay within it.
 NAME_LIMIT = 30
@@ -94,11 +108,31 @@ def check_project_slug(answers):
         )
 
 
-def check_texts(answers):
-    """Names and descriptions are one line of printable text, short enough for app.json.
+def hidden_characters(text):
+    """The invisible or direction-changing characters in `text`, as "U+202E (RIGHT-TO-LEFT OVERRIDE)".
 
-    Valid: My "Quoted" App, Ünïcode Café, C:\\new, <% erb %>, literal double braces.
-    Invalid: "", "   ", "two\\nlines", a tab, U+2028, a project_name over 30 characters.
+    Allowed: a joiner inside an emoji sequence ("\U0001f469\u200d\U0001f4bb"). Refused: "abc\u202edcba",
+    "a\u200bb", "x\u2066y\u2069", "a\u200db" (a joiner between letters), "\u200d\U0001f4bb" (nothing before it).
+    """
+    found = []
+    for index, char in enumerate(text):
+        if unicodedata.category(char) != "Cf":
+            continue
+        if char == ZWJ:
+            before = text[:index].rstrip(EMOJI_PRESENTATION)[-1:]
+            after = text[index + 1 : index + 2]
+            if before and after and all(unicodedata.category(c) in EMOJI_CATEGORIES for c in before + after):
+                continue
+        found.append(f"U+{ord(char):04X} ({unicodedata.name(char, 'unnamed format character')})")
+    return found
+
+
+def check_texts(answers):
+    """Names and descriptions are one line of printable, visible text, short enough for app.json.
+
+    Valid: My "Quoted" App, Ünïcode Café, C:\\new, <% erb %>, literal double braces, an emoji built with a
+    zero-width joiner. Invalid: "", "   ", "two\\nlines", a tab, U+2028, U+202E, U+200B, a project_name over
+    30 characters.
     """
     for key, (example, limit, reason) in TEXTS.items():
         value = answers[key]
@@ -111,8 +145,17 @@ def check_texts(answers):
                 f"{key} {show(value)} contains a newline or another control character; "
                 f"give one line of printable text, e.g. {example}"
             )
+        hidden = hidden_characters(value)
+        if hidden:
+            visible = "".join(char for char in value if unicodedata.category(char) != "Cf")
+            raise ValueError(
+                f"{key} {show(value)} contains {', '.join(hidden)}, which is invisible or changes the direction "
+                f"of the text around it, so README.md and app.json would read differently from what they are; "
+                f"remove it, e.g. {visible.strip() or example}"
+            )
         if len(value) > limit:
-            shorter = textwrap.shorten(value, limit, placeholder="") or value[:limit]
+            # At a word boundary; a name without spaces is cut, never ending in a separator.
+            shorter = textwrap.shorten(value, limit, placeholder="").rstrip(" _-.,;:") or value[:limit]
             raise ValueError(
                 f"{key} {show(value)} is {len(value)} characters long; keep it to {limit}{reason}, e.g. {shorter}"
             )

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 
 import jsonschema
 import pytest
@@ -116,7 +117,11 @@ def test_python_parses_and_lints(baked):
 
 def test_heroku_build_files(baked):
     answers, project = baked
-    assert (project / ".python-version").read_text().strip() == "3.13"
+    python_version = (project / ".python-version").read_text().strip()
+    assert python_version == "3.13"
+    # ruff lints for the Python that Heroku installs, so its upgrade rules never suggest what that Python lacks.
+    ruff = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["ruff"]
+    assert ruff["target-version"] == "py" + python_version.replace(".", "")
     package_manager_files = {
         "requirements.txt",
         "Pipfile.lock",

@@ -270,6 +270,10 @@ def check_baked(project, answers, outcome):
         # One line each, so the title stays one heading and the description one paragraph.
         lines = readme.read_text().splitlines()
         assert lines[0] == f"# {recorded['project_name']}" and recorded["description"] in lines
+    # The page title is the project's name, whatever quotes or backslashes it holds.
+    source = (project / "core/context_processors.py").read_text()
+    title = re.search(r"json\.loads\(r'''(.*)'''\)", source)
+    assert json.loads(title[1]) == recorded["project_name"]
     # No answer reaches the file that nginx's buildpack renders with ERB.
     template_erb = ROOT / "{{cookiecutter.project_slug}}" / "config" / "nginx.conf.erb"
     assert (project / "config" / "nginx.conf.erb").read_bytes() == template_erb.read_bytes()
@@ -587,3 +591,105 @@ def test_hook_reports_every_problem_and_exits_1(tmp_path):
     assert [line.split()[1] for line in errors] == ["project_slug", "description", "author_email", "use_worker"]
     assert all("e.g. " in line for line in errors), errors
     assert result.stdout == ""
+
+
+# Every top-level module that some answer's requirements install, refused with the default answers (which
+# install none of them): a later `cruft update` adding the option would otherwise break the package.
+OPTION_MODULES = ["redis", "storages", "boto3", "botocore", "bmemcached", "django_bmemcached", "django_q", "uwsgi"]
+
+
+@pytest.mark.parametrize("module", OPTION_MODULES)
+def test_slug_shadowing_any_options_module_is_refused_whatever_the_answers(hook, module):
+    answers = {**hook.ANSWERS, "project_slug": module, "cache": "none", "use_s3_media": False, "use_worker": False}
+    with pytest.raises(ValueError, match=f"would shadow the module {module} .* e.g. {module}_site"):
+        hook.check_project_slug(answers)
+
+
+def test_every_module_the_bakes_install_is_refused(hook, baked_venv):
+    """The shared environment holds every server's and every option's requirements (conftest.baked_venv)."""
+    code = (
+        "import importlib.metadata as m, json, re\n"
+        "names = set()\n"
+        "for dist in m.distributions():\n"
+        "    for file in dist.files or []:\n"
+        "        top = file.parts[0]\n"
+        "        if top.endswith(('.dist-info', '.egg-info')) or top in ('..', 'bin', '__pycache__'):\n"
+        "            continue\n"
+        "        name = top.removesuffix('.py').split('.')[0] if top.endswith(('.py', '.so')) or '.' not in top "
+        "else ''\n"
+        "        if re.fullmatch(r'[a-z][a-z0-9_]*', name):\n"
+        "            names.add(name)\n"
+        "print(json.dumps(sorted(names)))\n"
+    )
+    result = subprocess.run([str(baked_venv / "bin/python"), "-c", code], capture_output=True, text=True, check=True)
+    installed = set(json.loads(result.stdout))
+    assert {"django", "redis", "storages", "bmemcached", "gunicorn", "waitress"} <= installed
+    # Debian's setuptools adds a `debian` package to every venv made with its Python; Heroku's has none.
+    not_refused = installed - hook.TAKEN_NAMES - set(sys.stdlib_module_names) - {"debian"}
+    assert not not_refused, f"add to TAKEN_NAMES in hooks/pre_gen_project.py: {sorted(not_refused)}"
+
+
+# Invisible and direction-changing characters (Unicode category Cf): each one refused in every one-line text.
+HIDDEN = {
+    "\u202a": "LEFT-TO-RIGHT EMBEDDING",
+    "\u202b": "RIGHT-TO-LEFT EMBEDDING",
+    "\u202c": "POP DIRECTIONAL FORMATTING",
+    "\u202d": "LEFT-TO-RIGHT OVERRIDE",
+    "\u202e": "RIGHT-TO-LEFT OVERRIDE",
+    "\u2066": "LEFT-TO-RIGHT ISOLATE",
+    "\u2067": "RIGHT-TO-LEFT ISOLATE",
+    "\u2068": "FIRST STRONG ISOLATE",
+    "\u2069": "POP DIRECTIONAL ISOLATE",
+    "\u200b": "ZERO WIDTH SPACE",
+    "\u200c": "ZERO WIDTH NON-JOINER",
+    "\u200d": "ZERO WIDTH JOINER",
+    "\u200e": "LEFT-TO-RIGHT MARK",
+    "\u200f": "RIGHT-TO-LEFT MARK",
+    "\u061c": "ARABIC LETTER MARK",
+    "\u2060": "WORD JOINER",
+    "\ufeff": "ZERO WIDTH NO-BREAK SPACE",
+    "\u00ad": "SOFT HYPHEN",
+    "\U000e0041": "TAG LATIN CAPITAL LETTER A",
+}
+
+
+@pytest.mark.parametrize("char", HIDDEN, ids=lambda char: f"U+{ord(char):04X}")
+@pytest.mark.parametrize("key", ["project_name", "description", "author_name"])
+def test_invisible_or_direction_changing_character_is_refused(hook, char, key):
+    value = f"Shop{char}Admin"
+    with pytest.raises(ValueError) as error:
+        hook.check_texts({**hook.ANSWERS, key: value})
+    message = str(error.value)
+    assert f"U+{ord(char):04X} ({HIDDEN[char]})" in message and "e.g. ShopAdmin" in message, message
+    assert message.startswith(key)
+
+
+def test_bidi_override_is_refused_before_anything_is_written(cookies, tmp_path, capfd):
+    result = cookies.bake(extra_context={"description": "Pay \u202eSU 001\u202c now"})
+    assert isinstance(result.exception, FailedHookException)
+    assert "U+202E (RIGHT-TO-LEFT OVERRIDE)" in error_line(capfd, "description")
+    assert leftovers(tmp_path / "cookies") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Team \U0001f469\u200d\U0001f4bb",  # woman technologist: woman, joiner, laptop
+        "Love \u2764\ufe0f\u200d\U0001f525",  # heart on fire: heart, presentation selector, joiner, fire
+        "Crew \U0001f469\U0001f3fd\u200d\U0001f680",  # woman astronaut, medium skin tone
+    ],
+)
+def test_zero_width_joiner_inside_an_emoji_is_allowed(hook, text):
+    hook.check_texts({**hook.ANSWERS, "description": text, "author_name": text})
+
+
+@pytest.mark.parametrize("text", ["a\u200db", "\u200d\U0001f4bb laptop", "\U0001f469\u200d", "\U0001f469\u200d x"])
+def test_zero_width_joiner_outside_an_emoji_is_refused(hook, text):
+    with pytest.raises(ValueError, match="U\\+200D"):
+        hook.check_texts({**hook.ANSWERS, "description": text})
+
+
+def test_long_name_without_spaces_is_cut_without_a_trailing_separator(hook):
+    with pytest.raises(ValueError) as error:
+        hook.check_texts({**hook.ANSWERS, "project_name": "A_very_long_project_name_over_thirty"})
+    assert str(error.value).endswith("e.g. A_very_long_project_name_over"), str(error.value)

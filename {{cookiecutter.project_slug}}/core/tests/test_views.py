@@ -4,8 +4,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import OperationalError, connection
 from django.urls import reverse
+from django.utils.html import escape
 
 from core import pgbouncer, views
+from core.context_processors import PROJECT_NAME
 
 pytestmark = pytest.mark.django_db
 
@@ -14,6 +16,8 @@ def test_index_answers(client):
     response = client.get(reverse("index"))
     assert response.status_code == 200
     assert b"It works" in response.content
+    # The page is titled with the project's name, escaped as HTML.
+    assert f"<title>{escape(PROJECT_NAME)}</title>" in response.content.decode()
 
 
 def test_health_runs_a_query(client):
