@@ -1,6 +1,7 @@
 """The baked project's GitHub Actions workflow: valid structure, and the steps that make it meaningful."""
 
 import json
+import re
 
 import pytest
 import yaml
@@ -49,3 +50,31 @@ def test_workflow_tests_through_pgbouncer_in_app_json_pool_mode(workflow_and_pro
     (test_step,) = [step for step in steps if step.get("run", "").startswith("pytest")]
     test_step_index = steps.index(test_step)
     assert steps.index(pgbouncer_step) < test_step_index
+
+
+# The newest major of each action the workflow uses (November 2026: checkout v7.0.1 and setup-python v7.0.0,
+# both on Node 24; GitHub forces Node 24 on older majors since June 2026 and removes Node 20 from runners).
+CURRENT_MAJORS = {"actions/checkout": 7, "actions/setup-python": 7}
+
+
+def test_workflow_uses_current_action_majors(workflow_and_project):
+    workflow, _ = workflow_and_project
+    used = {}
+    for step in workflow["jobs"]["test"]["steps"]:
+        if "uses" in step:
+            action, _, version = step["uses"].partition("@")
+            assert re.fullmatch(r"v\d+", version), f"{step['uses']}: pin a major, which Dependabot keeps current"
+            used[action] = int(version[1:])
+    assert used == CURRENT_MAJORS
+
+
+def test_dependabot_keeps_actions_and_pins_current(workflow_and_project):
+    _, project = workflow_and_project
+    config = yaml.safe_load((project / ".github/dependabot.yml").read_text())
+    assert config["version"] == 2
+    updates = {update["package-ecosystem"]: update for update in config["updates"]}
+    assert set(updates) == {"github-actions", "pip"}
+    for update in updates.values():
+        assert update["directory"] == "/" and update["schedule"]["interval"] in ("daily", "weekly", "monthly")
+    # Dependabot's pip ecosystem reads requirements*.txt where `directory` points.
+    assert (project / "requirements.txt").exists() and (project / ".github/workflows/ci.yml").exists()
