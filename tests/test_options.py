@@ -2,11 +2,14 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -35,8 +38,10 @@ def wait_for_port(port, process, seconds=10):
 
 
 @contextmanager
-def service(command, port):
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+def service(command, port, env=None):
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env
+    )
     try:
         wait_for_port(port, process)
         yield
@@ -92,13 +97,61 @@ def test_redis_cache_round_trip(bake_once, venv_python, redis_server):
     assert output.split() == ["django.core.cache.backends.redis.RedisCache", "hello"]
 
 
-def test_memcached_cache_round_trip(bake_once, venv_python):
+MEMCACHIER_USER, MEMCACHIER_PASSWORD = "mc-user", "mc-Pass_word-1"
+
+
+@pytest.fixture(scope="module")
+def sasl_memcached():
+    """Debian's memcached with SASL authentication required (-S), as MemCachier has it: Cyrus SASL's PLAIN
+    mechanism against a sasldb made with saslpasswd2 (Debian package sasl2-bin)."""
+    directory = Path(tempfile.mkdtemp(prefix="heroku-django-sasl-"))
+    try:
+        directory.chmod(0o755)  # memcached reads the sasldb after dropping to nobody
+        sasldb = directory / "sasldb2"
+        subprocess.run(
+            ["saslpasswd2", "-p", "-a", "memcached", "-c", "-f", str(sasldb), MEMCACHIER_USER],
+            input=MEMCACHIER_PASSWORD,
+            text=True,
+            check=True,
+        )
+        sasldb.chmod(0o644)
+        (directory / "memcached.conf").write_text(f"mech_list: plain\nsasldb_path: {sasldb}\n")
+        port = free_port()
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        command = ["memcached", "-S", "-l", "127.0.0.1", "-p", str(port), "-U", "0", *user]
+        with service(command, port, env={**os.environ, "SASL_CONF_PATH": str(directory)}):
+            yield f"127.0.0.1:{port}"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_memcachier_cache_round_trip_through_sasl(bake_once, venv_python, sasl_memcached):
+    """django-bmemcached 0.3.0 and python-binary-memcached, as pinned, on Django 5.2: set and get through SASL."""
     project = bake_once(cache="memcached")
-    port = free_port()
-    user = ["-u", "nobody"] if os.geteuid() == 0 else []
-    with service(["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", *user], port):
-        output = cache_round_trip(project, venv_python, MEMCACHIER_SERVERS=f"127.0.0.1:{port}")
+    output = cache_round_trip(
+        project,
+        venv_python,
+        MEMCACHIER_SERVERS=sasl_memcached,
+        MEMCACHIER_USERNAME=MEMCACHIER_USER,
+        MEMCACHIER_PASSWORD=MEMCACHIER_PASSWORD,
+    )
     assert output.split() == ["django_bmemcached.memcached.BMemcached", "hello"]
+
+
+@pytest.mark.parametrize("password", ["wrong-password", None], ids=["wrong-password", "no-credentials"])
+def test_memcachier_refuses_a_client_without_the_password(bake_once, venv_python, sasl_memcached, password):
+    """The round trip above really went through SASL: the same server refuses bad or missing credentials."""
+    project = bake_once(cache="memcached")
+    environ = {"MEMCACHIER_SERVERS": sasl_memcached}
+    if password:
+        environ |= {"MEMCACHIER_USERNAME": MEMCACHIER_USER, "MEMCACHIER_PASSWORD": password}
+    code = "from django.core.cache import cache; cache.set('greeting', 'hello', 30); print(cache.get('greeting'))"
+    result = run(
+        [venv_python, "manage.py", "shell", "-c", code], cwd=project, env=project_environ(**environ), check=False
+    )
+    # python-binary-memcached raises on the refused authentication: a cache error, not a silent miss.
+    assert result.returncode != 0, result.stdout
+    assert "MemcachedException: Code: 32 Message: b'Auth failure.'" in result.stderr, result.stderr
 
 
 def test_redis_broker_runs_a_task(bake_once, venv_python, redis_server, tmp_path):
