@@ -18,25 +18,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SCHEMA_FILES
+from freshroot import readme_commands
 
 CI_RUN = ROOT / ".ci" / "run"
-README = ROOT / "README.md"
-
-
-def readme_commands():
-    """{"1": command 1, "2": command 2, "test": the test command} from the README's first screen."""
-    block = re.search(r"```bash\n(.*?)```", README.read_text(), re.S).group(1)
-    commands, number = {}, None
-    for line in block.splitlines():
-        marker = re.match(r"# (\d)\. ", line)
-        if marker:
-            number = marker.group(1)
-        elif line.strip() and number:
-            commands[number] = line.strip()
-            number = None
-    test = re.search(r"the test command is `([^`]+)`", README.read_text())
-    commands["test"] = test.group(1) if test else None
-    return commands
 
 
 def test_readme_command_1_installs_what_a_fresh_image_lacks_and_never_pip_installs_on_the_system():

@@ -1,0 +1,182 @@
+"""A clean Debian 12 root with only what a cloud image has, for running the README's commands in it.
+
+debootstrap builds it from the Debian mirror this machine's apt uses (minbase plus python3, sudo, git, curl
+and ca-certificates: no pip, no venv module, no pyenv, no server). The root is cached as a tarball in the
+test directory (keyed by what goes in it), so only the first run on a machine pays for debootstrap.
+
+What the root takes from this machine is its network set-up alone, as a cloud image has its own: DNS
+(/etc/resolv.conf), the Debian apt sources and the CA certificates (a machine behind a TLS-inspecting
+egress proxy trusts that proxy's CA). Commands run chrooted inside `unshare --mount --pid --fork`: /proc,
+/dev, /dev/shm and /run are mounted in a private mount namespace, and everything started in the root ends
+with it. It shares this machine's network, which apt and PyPI need.
+"""
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+SUITE = "bookworm"
+CLOUD_PACKAGES = ["python3", "sudo", "git", "curl", "ca-certificates"]
+CLOUD_USER = "admin"  # Debian's cloud images name their default user so; cloud-init gives it sudo
+SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_commands():
+    """{"1": command 1, "2": command 2, "test": the test command} from the README's first screen."""
+    block = re.search(r"```bash\n(.*?)```", README.read_text(), re.S).group(1)
+    commands, number = {}, None
+    for line in block.splitlines():
+        marker = re.match(r"# (\d)\. ", line)
+        if marker:
+            number = marker.group(1)
+        elif line.strip() and number:
+            commands[number] = line.strip()
+            number = None
+    test = re.search(r"the test command is `([^`]+)`", README.read_text())
+    commands["test"] = test.group(1) if test else None
+    return commands
+
+
+def debian_mirror():
+    """The Debian archive URI from this machine's apt sources (deb822 or one-line), else deb.debian.org."""
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for path in sources:
+        if not path.is_file() or not path.name.endswith((".list", ".sources")):
+            continue
+        for line in path.read_text().splitlines():
+            words = line.split()
+            for word in words:
+                if word.startswith(("http://", "https://")) and word.rstrip("/").endswith("/debian"):
+                    return word.rstrip("/")
+    return "http://deb.debian.org/debian"
+
+
+def tool(name):
+    found = shutil.which(name, path=SBIN_PATH)
+    if not found:
+        raise AssertionError(f"{name} is missing: apt-get install {'debootstrap' if name == 'debootstrap' else name}")
+    return found
+
+
+def base_tarball(cache_dir):
+    """The cached root tarball, built with debootstrap when missing (a lock keeps concurrent runs apart)."""
+    mirror = debian_mirror()
+    key = hashlib.sha256(f"{SUITE} {mirror} {' '.join(CLOUD_PACKAGES)}".encode()).hexdigest()[:12]
+    tarball = Path(cache_dir) / f"debian-{SUITE}-{key}.tar"
+    with open(f"{tarball}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not tarball.exists():
+            build = Path(tempfile.mkdtemp(prefix="debootstrap-", dir=cache_dir))
+            try:
+                result = subprocess.run(
+                    [tool("debootstrap"), "--variant=minbase", f"--include={','.join(CLOUD_PACKAGES)}"]
+                    + [SUITE, str(build / "root"), mirror],
+                    capture_output=True,
+                    text=True,
+                    timeout=1800,
+                )
+                assert result.returncode == 0, f"debootstrap failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+                partial = f"{tarball}.part"
+                subprocess.run(["tar", "-C", str(build / "root"), "-cf", partial, "."], check=True)
+                os.replace(partial, tarball)
+            finally:
+                shutil.rmtree(build, ignore_errors=True)
+    return tarball
+
+
+def make_root(tarball, root):
+    """Unpack the cached root at `root` and give it this machine's network set-up and a cloud user."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-C", str(root), "-xf", str(tarball)], check=True)
+    shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf", follow_symlinks=True)
+    debian_sources = [
+        path
+        for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*.sources")]
+        if path.is_file() and "debian.org" in path.read_text()
+    ]
+    if debian_sources:
+        (root / "etc/apt/sources.list").unlink(missing_ok=True)
+        for path in debian_sources:
+            target = root / "etc/apt" / path.relative_to("/etc/apt")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+    for path in Path("/etc/apt/apt.conf.d").glob("*"):  # e.g. a snapshot mirror's Check-Valid-Until
+        if path.is_file() and "Acquire::Check-Valid-Until" in path.read_text(errors="replace"):
+            shutil.copy(path, root / "etc/apt/apt.conf.d" / path.name)
+    local_cas = root / "usr/local/share/ca-certificates"
+    for path in Path("/usr/local/share/ca-certificates").glob("*.crt"):
+        shutil.copy(path, local_cas / path.name)
+    shutil.copy("/etc/ssl/certs/ca-certificates.crt", root / "etc/ssl/certs/ca-certificates.crt")
+    (root / "etc/hostname").write_text("fresh\n")
+    with open(root / "etc/hosts", "a") as hosts:
+        hosts.write(f"127.0.1.1 fresh {socket.gethostname()}\n")  # the UTS name is this machine's (sudo asks)
+    run_in_root(root, f"useradd --create-home --shell /bin/bash {CLOUD_USER}", timeout=120)
+    sudoers = root / "etc/sudoers.d/90-cloud-init-users"
+    sudoers.write_text(f"{CLOUD_USER} ALL=(ALL) NOPASSWD:ALL\n")
+    sudoers.chmod(0o440)
+    return root
+
+
+def root_command(root, command, user="root"):
+    """argv that runs the shell `command` as `user` in a login shell (a clean environment, as after ssh)
+    chrooted at `root`, in private mount and PID namespaces: when unshare(1) ends, so does all of it."""
+    mounts = (
+        'set -e; r="$1"; shift; '
+        'mount --bind "$r" "$r"; '  # the root a mount point, as on a machine (unshare(1) in it needs that)
+        'mount --rbind /dev "$r/dev"; mount -t tmpfs -o mode=1777 shm "$r/dev/shm"; '
+        'mount -t proc proc "$r/proc"; mount -t tmpfs -o mode=755 run "$r/run"; '
+        'mount -t sysfs sysfs "$r/sys" || true; '
+        'exec chroot "$r" "$@"'
+    )
+    namespaces = ["--mount", "--pid", "--fork", "--kill-child", "--propagation", "private"]
+    return [tool("unshare"), *namespaces, "--"] + [
+        "/bin/sh",
+        "-c",
+        mounts,
+        "sh",
+        str(root),
+        "/usr/sbin/runuser",
+        "-l",
+        user,
+        "-c",
+        command,
+    ]
+
+
+def copy_checkout(source, destination):
+    """The checkout's files as git sees them (tracked and new, not ignored: no .venv, no caches)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=source,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (entry.decode() for entry in listed)):
+        if (Path(source) / name).is_file():
+            (Path(destination) / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(source) / name, Path(destination) / name)
+
+
+def run_in_root(root, command, user="root", timeout=1800, check=True):
+    result = subprocess.run(
+        root_command(root, command, user),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={"PATH": SBIN_PATH, "LANG": "C.UTF-8"},
+    )
+    if check:
+        assert result.returncode == 0, (
+            f"{command!r} in the fresh root exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-5000:]}\n--- stderr\n{result.stderr[-5000:]}"
+        )
+    return result

@@ -1,0 +1,125 @@
+"""The README's two commands, verbatim, on a clean Debian 12 root (tests/freshroot.py): the honest proof that
+a new user's machine needs nothing else.
+
+- Command 1 runs as a cloud image's ordinary user (sudo without password, as cloud-init sets it up) with a
+  copy of this checkout in place of `gh:org/heroku-django` (GitHub is not reachable from every CI machine).
+  Everything up to `runserver` runs as written; `runserver` then runs in a network namespace of its own
+  (port 8000 on this machine may be anyone's) and `/` and `/health/` must answer 200.
+- Command 2 runs from a clone under /root (mode 700, closed to the dyno user) with a subset of the suite
+  passed through `.ci/run`'s arguments: the real stack (two at once), the schema checks and the lookup of
+  PostgreSQL's programs; then the README's test command runs in a new login shell, as a user would.
+
+The durations are printed (pytest -s shows them).
+"""
+
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import freshroot
+import realstack as rs
+from conftest import ROOT, TEST_DIR, open_dir
+from freshroot import readme_commands
+
+SUBSET = [
+    "tests/test_isolation.py",
+    "tests/test_bake.py",
+    "-k",
+    "two_stacks or postgresql_programs or dyno_user_can_run or app_json_validates",
+]
+
+
+def report(what, seconds):
+    print(f"\nFIGURE {what}: {seconds:.0f} s", flush=True)
+
+
+@pytest.fixture(scope="module")
+def tarball():
+    if os.geteuid() != 0:
+        pytest.fail("building and entering a Debian root needs root: sudo bash .ci/run")
+    started = time.monotonic()
+    path = freshroot.base_tarball(open_dir(TEST_DIR))
+    report("clean Debian 12 root ready (debootstrap when not cached)", time.monotonic() - started)
+    return path
+
+
+@pytest.fixture
+def fresh_root(tarball):
+    base = Path(tempfile.mkdtemp(prefix="fresh-root-", dir=open_dir(TEST_DIR)))
+    try:
+        yield freshroot.make_root(tarball, base / "root"), base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_readme_command_1_bakes_and_serves_on_a_clean_debian_12(fresh_root):
+    root, base = fresh_root
+    home = f"/home/{freshroot.CLOUD_USER}"
+    freshroot.copy_checkout(ROOT, root / home.lstrip("/") / "heroku-django")
+    freshroot.run_in_root(root, f"chown -R {freshroot.CLOUD_USER}: {home}/heroku-django")
+    command = readme_commands()["1"]
+    assert "gh:org/heroku-django" in command
+    steps = command.replace("gh:org/heroku-django", "~/heroku-django").split(" && ")
+    serve = steps.pop()
+    assert serve == ".venv/bin/python manage.py runserver"
+    cd = next(step for step in steps if step.startswith("cd "))
+
+    started = time.monotonic()
+    freshroot.run_in_root(root, " && ".join(steps), user=freshroot.CLOUD_USER, timeout=1800)
+    report("README command 1 up to runserver on a clean Debian 12 root", time.monotonic() - started)
+
+    log = base / "runserver.log"
+    with rs.StackNamespace(base / "net"), open(log, "wb") as output:
+        server = subprocess.Popen(
+            freshroot.root_command(root, f"{cd} && {serve}", user=freshroot.CLOUD_USER),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={"PATH": freshroot.SBIN_PATH, "LANG": "C.UTF-8"},
+        )
+        try:
+            statuses, deadline = {}, time.monotonic() + 90
+            while time.monotonic() < deadline and set(statuses.values()) != {200}:
+                assert server.poll() is None, f"runserver exited {server.returncode}:\n{log.read_text()[-3000:]}"
+                for path in ("/", "/health/"):
+                    try:
+                        statuses[path] = rs.http_request(8000, "GET", path, timeout=5)[0]
+                    except OSError as error:
+                        statuses[path] = repr(error)
+                time.sleep(0.5)
+            assert statuses == {"/": 200, "/health/": 200}, f"{statuses}\n{log.read_text()[-3000:]}"
+        finally:
+            # unshare ignores SIGTERM while it waits; its --kill-child takes everything in the root along
+            server.kill()
+            server.wait(30)
+
+
+def test_readme_command_2_passes_from_a_clone_under_root(fresh_root):
+    root, _base = fresh_root
+    freshroot.copy_checkout(ROOT, root / "root/heroku-django")
+    assert oct((root / "root").stat().st_mode & 0o777) == "0o700"
+    command = readme_commands()["2"]
+    assert command == "sudo bash .ci/run"
+
+    started = time.monotonic()
+    result = freshroot.run_in_root(
+        root, f"cd /root/heroku-django && {command} {shlex.join(SUBSET)}", timeout=2400, check=False
+    )
+    report("README command 2 (with the subset) on a clean Debian 12 root", time.monotonic() - started)
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    assert result.returncode == 0, f"{summary}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    assert " passed" in summary and "skipped" not in summary and "failed" not in summary, summary
+
+    # Afterwards, in a plain login shell: the README's test command finds everything (PostgreSQL's
+    # programs off PATH included).
+    test_command = readme_commands()["test"]
+    assert test_command.endswith(" tests")
+    one_test = test_command.removesuffix(" tests") + " tests/test_isolation.py -k postgresql_programs"
+    result = freshroot.run_in_root(root, f"cd /root/heroku-django && {one_test}", check=False)
+    assert result.returncode == 0 and "1 passed" in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
