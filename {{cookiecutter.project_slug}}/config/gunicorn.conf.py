@@ -16,6 +16,9 @@ READY_FILE = Path("/tmp/app-initialized")
 
 # Heroku's Python buildpack sets WEB_CONCURRENCY from the dyno's memory (2 on 512 MB dynos).
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Sync processes, not threads: gthread with 2 x 4 threads was slower in every benchmark run (0.6 to 0.7
+# times peer 1's requests a second, against 0.7 to 1.3 with sync); the views are CPU-bound on a dyno's
+# shared cores, and nginx already keeps slow clients off the workers.
 worker_class = "sync"
 # nginx queues connections on the socket while every worker is busy; room for a burst of them.
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
@@ -26,6 +29,16 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "28"))
 # SIGTERM as a graceful stop (stop accepting, let each worker finish its request), and a sync worker that
 # gets SIGTERM directly does the same, so nothing is cut short before this many seconds, well inside 30.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# Import the project once, in the master, and fork the workers from it. Each worker then starts in
+# milliseconds instead of importing Django again, which matters because max_requests below recycles a
+# worker every few seconds under load (2 workers at ~700 req/s per dyno). The forked workers also share
+# the imported code's pages, so the dyno's PSS is lower. The app opens no database connection at import
+# (core/apps.py talks to PgBouncer's console and closes it), so no socket is shared across the fork.
+# Measured (benchmarks/run.py --quick, gunicorn and peer 1 in each run, two runs each way on a shared
+# 2-core machine): the web dyno's PSS 103 and 106 MB without, 79 and 81 MB with (peer 1, which preloads
+# too: 74 to 104 MB); /bench/db/ throughput moved within the machine's noise, 0.7 to 1.5 times peer 1's
+# either way.
+preload_app = True
 # Recycle workers now and then so a slow memory leak can't reach the dyno's limit (R14).
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
 max_requests_jitter = 100
