@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
-"""Measure what the stack is for, against Heroku's default, in one run on this machine.
+"""Measure what the stack is for, against what Heroku users run today, in one run on this machine.
 
-    sudo python3 benchmarks/run.py            # the full run (about 21 minutes on 2 cores)
-    sudo python3 benchmarks/run.py --quick    # fewer levels, shorter windows (about 7 minutes)
+    sudo python3 benchmarks/run.py            # the full run (about 35 minutes on 2 cores)
+    sudo python3 benchmarks/run.py --quick    # fewer levels, shorter windows (about 20 minutes)
 
 Bakes the template once per WSGI server, builds each bake as Heroku would (collectstatic), runs the
 release phase, and measures every configuration in the same run:
 
-  gunicorn, uwsgi, waitress   the baked Procfile's web dyno: nginx -> PgBouncer -> server (bin/dyno web)
-  control                     "Heroku's default": `web: gunicorn <project>.wsgi` on $PORT, sync workers,
-                              straight to PostgreSQL with DJANGO_CONN_MAX_AGE=0, no nginx, no PgBouncer
+  gunicorn, uwsgi, waitress   ours: the baked Procfile's web dyno, nginx -> PgBouncer -> server (bin/dyno web)
+  getting-started             peer 1, heroku/python-getting-started: gunicorn gthread 2 x 5 threads, preload,
+                              persistent connections (conn_max_age=600), on $PORT straight to PostgreSQL
+  seed-003-waitress           peer 2, seed 003: waitress-serve on $PORT with its defaults, CONN_MAX_AGE=0
+  old-default                 peer 3, the old default: `gunicorn <project>.wsgi` sync on $PORT, CONN_MAX_AGE=0
 
 All with WEB_CONCURRENCY=2 (a 512 MB dyno) and app.json's config vars, each dyno in namespaces of its own
 (nsinit.py), PostgreSQL 15 with scram-sha-256 and TLS outside them. Phases: start-up, the nginx hop,
-memory, slow clients (uploaders and readers) and, with two dynos per configuration, database throughput
-and connections. Results: results/latest.json, then report.py writes results/latest.md and the plot.
+memory, slow clients (uploaders and readers), database throughput and connections with two dynos per
+configuration, and scale-out (1 to 8 web dynos on a database with Essential-0's 20 connections).
+Results: results/latest.json, then report.py writes results/latest.md and the plots.
 Root is needed for the namespaces; the dynos themselves run as an ordinary user (PgBouncer and
 PostgreSQL refuse root). Every process started here is stopped at the end, also on Ctrl-C or error.
 """
@@ -23,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -44,13 +48,17 @@ log = st.log
 PROFILES = {
     "full": {
         "slow_levels": [0, 16, 64, 256],
-        "probe_seconds": 20,  # 1000 probes at 50/s: 99.9% means at most one failure
-        "hop_count": 400,
-        "hop_seconds": 8,
+        # 400 probes at 50/s: 99.9% means none may fail. Six configurations x seven windows, two throughput
+        # levels each and 40-odd scale-out windows: the whole run has to stay under 40 minutes on 2 cores.
+        "probe_seconds": 8,
+        "hop_count": 200,
+        "hop_seconds": 4,
         "db_concurrency": [32, 256],
-        "db_seconds": 15,
-        # More WSGI processes than PgBouncer's pool (as on a bigger dyno): gunicorn and the control only.
-        "scaled_web_concurrency": 12,
+        "db_seconds": 8,
+        "scaled_web_concurrency": None,
+        "scale_dynos": [1, 2, 4, 8],
+        "scale_clients": 32,
+        "scale_seconds": 5,
     },
     "quick": {
         "slow_levels": [0, 256],
@@ -60,6 +68,9 @@ PROFILES = {
         "db_concurrency": [128],
         "db_seconds": 6,
         "scaled_web_concurrency": None,
+        "scale_dynos": [1, 2, 4, 8],
+        "scale_clients": 32,
+        "scale_seconds": 4,
     },
 }
 PROBE_RATE = 50  # fast clients per second, each on a new connection
@@ -67,8 +78,22 @@ PROBE_TIMEOUT = 5  # a fast client gives up after this many seconds
 HOP_CONCURRENCY = 8
 TCP = f"tcp:127.0.0.1:{st.PORT}"
 # One query on Django's own connection (benchmarks' view): the fast clients and the throughput runs.
-# The template's /health/ is measured too, apart: it opens a connection of its own on every request.
+# The template's /health/ is measured too, apart, and the benchmark's copy of what it did before it kept its
+# probe connection (a new connection per call).
 DB_VIEW = "/bench/db/"
+HEALTH_BEFORE = "/bench/health-connect/"
+# Scale-out: ordinary connections of a Heroku Postgres Essential-0 database (its plan limit, 20).
+ESSENTIAL_0_CONNECTIONS = 20
+# Log lines that say why a scale-out request failed, counted per dyno count (PostgreSQL's log and the
+# dynos' own output: PgBouncer's lines and Django's tracebacks).
+FAILURE_SIGNS = {
+    # PostgreSQL refused a connection: every ordinary slot taken (max_connections - superuser_reserved)...
+    "slots_reserved": "remaining connection slots are reserved",
+    # ... or every slot at all.
+    "too_many_clients": "too many clients already",
+    "pgbouncer_login_failing": "server login has been failing",  # PgBouncer passes the refusal on
+    "pgbouncer_wait_timeout": "query_wait_timeout",  # a client waited longer than PGBOUNCER_QUERY_WAIT_TIMEOUT
+}
 SOCKET = "unix:/tmp/nginx.socket"
 
 
@@ -82,6 +107,10 @@ class Run:
             self.profile["slow_levels"] = args.levels
         if args.probe_seconds:
             self.profile["probe_seconds"] = args.probe_seconds
+        if args.db_concurrency:
+            self.profile["db_concurrency"] = args.db_concurrency
+        if args.db_seconds:
+            self.profile["db_seconds"] = args.db_seconds
         self.user = rs.ordinary_user()
         self.workdir = Path(tempfile.mkdtemp(prefix="heroku-django-bench-", dir=args.workdir))
         if not args.disk:
@@ -106,9 +135,9 @@ class Run:
         self.postgres = st.start_postgres(self.workdir, self.user, tls=not self.args.no_tls)
         log(f"PostgreSQL on 127.0.0.1:{self.postgres.port} (TLS {'off' if self.args.no_tls else 'on'})")
         for server in self.args.servers:
-            self.configs.append({"name": server, "answers": {"wsgi_server": server}, "control": False})
-        if not self.args.no_control:
-            self.configs.append({"name": "control", "answers": {"wsgi_server": "gunicorn"}, "control": True})
+            self.configs.append({"name": server, "answers": {"wsgi_server": server}, "peer": None})
+        for peer in self.args.peers:
+            self.configs.append({"name": peer, "answers": st.PEERS[peer]["answers"], "peer": peer})
         for config in self.configs:
             name = config["name"]
             log(f"{name}: bake and build")
@@ -118,14 +147,16 @@ class Run:
                 self.workdir,
                 self.user,
                 self.venv,
-                control=config["control"],
-                patch=None if config["control"] else self.args.patch,
+                peer=config["peer"],
+                patch=None if config["peer"] else self.args.patch,
             )
             config["project"] = project
-            config["url"] = st.database_url(self.postgres, f"bench_{name}")
-            extra = dict(self.args.control_env if config["control"] else self.args.env)
-            if config["control"]:
-                extra.setdefault("DJANGO_CONN_MAX_AGE", "0")  # Django's default: a connection per request
+            config["database"] = "bench_" + name.replace("-", "_")
+            config["url"] = st.database_url(self.postgres, config["database"])
+            extra = dict(self.args.peer_env if config["peer"] else self.args.env)
+            if config["peer"]:
+                for key, value in st.PEERS[config["peer"]].get("env", {}).items():
+                    extra.setdefault(key, value)
             config["vars"] = st.config_vars(project, **extra)
             config["env"] = self.env(config)
             st.release(f"{name}-release", project, config["env"], self.user, self.workdir, self.postgres)
@@ -153,7 +184,7 @@ class Run:
             self.user,
             self.workdir,
             self.postgres,
-            ready_file=not config["control"],
+            ready_file=not config["peer"],
         )
         result = {"startup": [startup], "slow": {"upload": {}, "read": {}}}
         try:
@@ -183,7 +214,7 @@ class Run:
     def hop(self, dyno, config):
         """The trivial view with and without nginx: p50 of sequential requests, then closed-loop throughput."""
         count, seconds = str(self.profile["hop_count"]), self.profile["hop_seconds"]
-        targets = [TCP] if config["control"] else [TCP, SOCKET]
+        targets = [TCP] if config["peer"] else [TCP, SOCKET]
         args = ["latency", "--path", "/bench/ping/", "--count", count]
         for target in targets:
             args += ["--target", target]
@@ -208,7 +239,7 @@ class Run:
                     merged[key] += outcome[key]
         hop = {}
         for target in targets:
-            side = "nginx" if target == TCP and not config["control"] else ("direct" if target == SOCKET else "tcp")
+            side = "nginx" if target == TCP and not config["peer"] else ("direct" if target == SOCKET else "tcp")
             hop[side] = {**latency[target], "ok_per_s": round(rate[target]["ok"] / rate[target]["seconds"], 1)}
         if "nginx" in hop:
             log(
@@ -307,19 +338,21 @@ class Run:
                     self.user,
                     self.workdir,
                     self.postgres,
-                    ready_file=not config["control"],
+                    ready_file=not config["peer"],
                 )
                 dynos.append(dyno)
                 result["startup"].append(startup)
             for dyno in dynos:
                 dyno.loadgen("throughput", "--target", TCP, "--path", DB_VIEW, "--concurrency", "4", "--seconds", "1")
-            if config["control"] and not web_concurrency:
+            if config["peer"] == "old-default" and not web_concurrency:
                 result["relay_calibration"] = self.relay_calibration(dynos[0], config)
             levels = self.profile["db_concurrency"][-1:] if web_concurrency else self.profile["db_concurrency"]
             for concurrency in levels:
                 result["levels"][str(concurrency)] = self.db_level(config, dynos, concurrency, DB_VIEW)
             if not web_concurrency:
                 result["health"] = self.db_level(config, dynos, levels[0], "/health/")
+                if not config["peer"]:
+                    result["health_before"] = self.db_level(config, dynos, levels[0], HEALTH_BEFORE)
         finally:
             for dyno in dynos:
                 dyno.stop()
@@ -362,7 +395,7 @@ class Run:
                 "--port",
                 str(self.postgres.port),
                 "--database",
-                f"bench_{config['name']}",
+                config["database"],
                 "--seconds",
                 str(seconds + 30),
             ],
@@ -428,6 +461,224 @@ class Run:
         )
         return level
 
+    # -- scale-out: 1 to 8 web dynos (and a worker) on a database with Essential-0's 20 connections
+
+    def limit_connections(self):
+        """Restart PostgreSQL so that the app's role gets exactly 20 connections: max_connections = 20 + the
+        superuser's reserve + 1 for pgwatch.py (a superuser connection takes an ordinary slot while one is
+        free, and PostgreSQL refuses other roles once only the reserve is left)."""
+        reserved = int(self.postgres.sql("SHOW superuser_reserved_connections")[0][0])
+        self.postgres.sql(f"ALTER SYSTEM SET max_connections = {ESSENTIAL_0_CONNECTIONS + reserved + 1}")
+        rs.run_as(
+            self.user,
+            ["pg_ctl", "-D", self.postgres.data, "-l", self.postgres.base / "postgres.log", "-m", "fast", "-w"]
+            + ["-t", "60", "restart"],
+            timeout=90,
+        )
+        limit = int(self.postgres.sql("SHOW max_connections")[0][0])
+        log(f"PostgreSQL restarted with max_connections {limit} ({limit - reserved - 1} for the app)")
+        return {"max_connections": limit, "superuser_reserved": reserved, "ordinary": limit - reserved - 1}
+
+    def budget(self, config, formation, pool, reserve):
+        """What the bake's `connection_budget` says of this formation on Essential-0: fits, and its advice."""
+        result = subprocess.run(
+            [
+                str(self.venv / "bin" / "python"),
+                "manage.py",
+                "connection_budget",
+                "--dynos",
+                formation,
+                "--pool",
+                str(pool),
+                "--reserve",
+                str(reserve),
+                "--plan",
+                "essential-0",
+            ],
+            cwd=config["project"],
+            env={**config["env"], "PYTHONDONTWRITEBYTECODE": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        text = (result.stdout + result.stderr).strip()
+        advice = re.search(r"PGBOUNCER_DEFAULT_POOL_SIZE=(\d+) PGBOUNCER_RESERVE_POOL_SIZE=(\d+)", text)
+        if result.returncode != 0 and not advice:
+            raise rs.StackError(f"connection_budget failed:\n{text[-2000:]}")
+        return {
+            "formation": formation,
+            "pool": pool,
+            "reserve": reserve,
+            "fits": result.returncode == 0,
+            "advice": [int(advice[1]), int(advice[2])] if advice else None,
+            "output": text.splitlines()[-1],
+        }
+
+    def scale_out(self, config, advised):
+        """Steady load on 1, 2, 4, 8 web dynos (plus the worker dyno for our stacks), one database with 20
+        ordinary connections. With `advised`, each formation runs with the pools connection_budget advises
+        for it (only where app.json's do not fit: elsewhere they are app.json's, measured already)."""
+        name, peer = config["name"], config["peer"]
+        app_pool = int(config["vars"].get("PGBOUNCER_DEFAULT_POOL_SIZE", 1))
+        app_reserve = int(config["vars"].get("PGBOUNCER_RESERVE_POOL_SIZE", 1))
+        with_worker = not peer and "worker:" in (config["project"] / "Procfile").read_text()
+        result = {"worker": with_worker, "levels": {}}
+        webs, worker, running_pools = [], None, None
+        try:
+            for count in self.profile["scale_dynos"]:
+                formation = f"web={count}" + (",worker=1" if with_worker else "")
+                level = {"formation": formation}
+                if peer:
+                    per_dyno = st.PEERS[peer]["backends_per_dyno"](int(config["env"].get("WEB_CONCURRENCY", 2)))
+                    level["predicted_fits"] = per_dyno * count <= ESSENTIAL_0_CONNECTIONS
+                    level["prediction"] = f"{count} x {per_dyno} connections per dyno"
+                    pools = None
+                else:
+                    budget = self.budget(config, formation, app_pool, app_reserve)
+                    pools = (app_pool, app_reserve)
+                    if advised:
+                        if budget["fits"]:
+                            continue  # app.json's pools: the other pass measures this formation
+                        pools = tuple(budget["advice"])
+                        budget = self.budget(config, formation, *pools)
+                    level["budget"] = budget
+                    level["predicted_fits"] = budget["fits"]
+                    level["pools"] = list(pools)
+                if pools != running_pools:
+                    for dyno in webs + ([worker] if worker else []):
+                        dyno.stop()
+                    webs, worker, running_pools = [], None, pools
+                env = dict(config["env"])
+                if pools:
+                    env["PGBOUNCER_DEFAULT_POOL_SIZE"], env["PGBOUNCER_RESERVE_POOL_SIZE"] = map(str, pools)
+                if with_worker and worker is None:
+                    worker = self.start_worker(config, env)
+                webs += self.start_webs(config, env, range(len(webs), count))
+                level.update(self.scale_level(config, webs, worker))
+                result["levels"][str(count)] = level
+                fits = "fits" if level["predicted_fits"] else "does not fit"
+                log(
+                    f"{name}: {formation}{' pools ' + str(pools) if pools else ''} ({fits}) -> "
+                    f"{level['ok_per_s']} req/s, {level['errors']} errors {level['failures']}, "
+                    f"p99 {level['p99_ms']} ms, {level['peak_backends']} backends at peak"
+                )
+        finally:
+            for dyno in webs + ([worker] if worker else []):
+                dyno.stop()
+        return result
+
+    def clone(self, config, index):
+        """The project for web dyno `index` of a formation (bin/dyno keeps its run files in the project)."""
+        if index == 0:
+            return config["project"]
+        destination = self.workdir / "clones" / f"{config['name']}-{index}"
+        project = destination / config["project"].name
+        return project if project.exists() else st.clone_project(config["project"], destination, self.user)
+
+    def start_webs(self, config, env, indexes):
+        """Start web dynos together (as `heroku ps:scale` does), then wait for each one's first 200."""
+        dynos = []
+        try:
+            for index in indexes:
+                name = f"{config['name']}-scale-web{index + 1}"
+                project = self.clone(config, index)
+                dynos.append(st.Dyno(name, project, "web", env, self.user, self.workdir / "ns" / name, self.postgres))
+                dynos[-1].start()
+            for dyno in dynos:
+                # A view without the database: a dyno PostgreSQL refuses still starts (and then fails requests).
+                waited = dyno.loadgen("wait", "--target", TCP, "--path", "/bench/ping/", "--timeout", "99", timeout=200)
+                if waited["first_200"] is None:
+                    dyno.fail("no 200 within 120 s")
+        except BaseException:
+            for dyno in dynos:
+                dyno.stop()
+            raise
+        return dynos
+
+    def start_worker(self, config, env):
+        dyno = st.Dyno(
+            f"{config['name']}-scale-worker",
+            config["project"],
+            "worker",
+            env,
+            self.user,
+            self.workdir / "ns" / f"{config['name']}-scale-worker",
+            self.postgres,
+        ).start()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "running" not in dyno.output.lower():
+            if dyno.process.poll() is not None:
+                dyno.fail("the worker dyno exited")
+            time.sleep(0.2)
+        return dyno
+
+    def scale_level(self, config, webs, worker):
+        seconds, clients = self.profile["scale_seconds"], self.profile["scale_clients"]
+        pg_log = self.postgres.base / "postgres.log"
+        pg_mark = pg_log.stat().st_size
+        marks = [len(dyno.output) for dyno in webs + ([worker] if worker else [])]
+        watcher = self.pgwatch(config, seconds)
+        try:
+            url = f"http://127.0.0.1:{st.PORT}{DB_VIEW}"
+            loads = [dyno.popen(loadgen.wrk_command(url, clients, seconds)) for dyno in webs]
+            outputs = [communicate(process, seconds + 40) for process in loads]
+            time.sleep(1)  # PgBouncer's and Django's last lines reach the logs
+        finally:
+            pg = stop_watch(watcher)
+        with open(pg_log, "rb") as handle:
+            handle.seek(pg_mark)
+            pg_text = handle.read().decode(errors="replace")
+        dyno_text = "".join(
+            dyno.output[mark:] for dyno, mark in zip(webs + ([worker] if worker else []), marks, strict=True)
+        )
+        failures = {
+            "postgres_refused": pg_text.count(FAILURE_SIGNS["too_many_clients"])
+            + pg_text.count(FAILURE_SIGNS["slots_reserved"]),
+            **{sign: dyno_text.count(text) for sign, text in FAILURE_SIGNS.items()},
+        }
+        per_dyno = [loadgen.parse_wrk(out, seconds) for out in outputs]
+        http_errors = sum(d["non_2xx"] for d in per_dyno)
+        kinds = ("connect", "read", "write", "timeout")
+        socket_errors = {key: sum(d["socket_errors"].get(key, 0) for d in per_dyno) for key in kinds}
+        failures["http_5xx"] = http_errors
+        failures.update({f"socket_{key}": value for key, value in socket_errors.items() if value})
+        return {
+            "web_dynos": len(webs),
+            "clients_per_dyno": clients,
+            "seconds": seconds,
+            "ok_per_s": round(sum(d["ok_per_s"] or 0 for d in per_dyno), 1),
+            "requests": sum(d["requests"] for d in per_dyno),
+            "ok": sum(d["requests"] - d["non_2xx"] for d in per_dyno),
+            "errors": http_errors + sum(socket_errors.values()),
+            "failures": {key: value for key, value in failures.items() if value},
+            "p99_ms": worst(d["percentiles_ms"].get("99") for d in per_dyno),
+            "peak_backends": pg.get("peak_backends"),
+            "postgres": pg,
+            "dynos_failing": sum(1 for d in per_dyno if d["non_2xx"] or sum(d["socket_errors"].values())),
+        }
+
+    def pgwatch(self, config, seconds):
+        watcher = subprocess.Popen(
+            [
+                str(self.venv / "bin" / "python"),
+                str(BENCH / "pgwatch.py"),
+                "--socket-dir",
+                str(self.postgres.sockets),
+                "--port",
+                str(self.postgres.port),
+                "--database",
+                config["database"],
+                "--seconds",
+                str(seconds + 30),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=st.die_with_parent,
+        )
+        watcher.stderr.readline()  # "ready": its own connection is open and the first count taken
+        return watcher
+
     # -- the worker dyno's memory
 
     def worker_memory(self, config):
@@ -468,17 +719,26 @@ class Run:
                 results["configs"].setdefault(config["name"], {})["db"] = self.two_dynos(config)
         scaled = self.profile.get("scaled_web_concurrency")
         for config in self.configs:
-            if scaled and "db" not in self.args.skip and config["name"] in ("gunicorn", "control"):
+            if scaled and "db" not in self.args.skip and config["name"] in ("gunicorn", "old-default"):
                 results["configs"][config["name"]]["db_scaled"] = self.two_dynos(config, web_concurrency=scaled)
-        stacks = [c for c in self.configs if not c["control"]]
+        stacks = [c for c in self.configs if not c["peer"]]
         if stacks and "worker" not in self.args.skip:
             results["worker_memory"] = self.worker_memory(stacks[0])
+        if "scale" not in self.args.skip and self.configs:
+            # Last: PostgreSQL is restarted with Essential-0's connection limit for it.
+            results["scale_limit"] = self.limit_connections()
+            for config in self.configs:
+                scale = results["configs"].setdefault(config["name"], {}).setdefault("scale", {})
+                scale["app.json" if not config["peer"] else "own"] = self.scale_out(config, advised=False)
+                if not config["peer"]:
+                    scale["advised"] = self.scale_out(config, advised=True)
         results["meta"]["seconds"] = round(time.time() - started)
+        results["meta"]["load_at_end"] = os.getloadavg()
         return results
 
     def meta(self):
         return {
-            "command": "sudo python3 benchmarks/run.py" + (" --quick" if self.args.quick else ""),
+            "command": " ".join(["sudo python3 benchmarks/run.py", *sys.argv[1:]]),
             "argv": sys.argv[1:],
             "profile": "quick" if self.args.quick else "full",
             "settings": {
@@ -495,7 +755,12 @@ class Run:
                 "web_concurrency": 2,
             },
             "stack_env": self.args.env,
-            "control_env": self.args.control_env,
+            "peer_env": self.args.peer_env,
+            "peers": {
+                c["name"]: {k: st.PEERS[c["peer"]][k] for k in ("label", "short", "source")}
+                for c in self.configs
+                if c["peer"]
+            },
             "patch": str(self.args.patch) if self.args.patch else None,
             "pool": {
                 k: v for k, v in (self.configs[0]["vars"] if self.configs else {}).items() if k.startswith("PGBOUNCER_")
@@ -531,6 +796,24 @@ def template_revision():
 
     changed = git("status", "--porcelain", "--", ".", ":(exclude)benchmarks")
     return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_changes": bool(changed)}
+
+
+def communicate(process, timeout):
+    try:
+        return process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()[0]
+
+
+def stop_watch(watcher):
+    watcher.send_signal(signal.SIGTERM)
+    try:
+        watched, _ = watcher.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        watcher.kill()
+        watched = watcher.communicate()[0]
+    return json.loads(watched) if watched.strip() else {}
 
 
 def worst(values):
@@ -571,14 +854,24 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer levels, shorter windows")
     parser.add_argument("--servers", default=",".join(st.SERVERS), help="comma-separated WSGI servers behind nginx")
-    parser.add_argument("--no-control", action="store_true", help="skip the Heroku-default control")
+    parser.add_argument(
+        "--peers",
+        default=",".join(st.PEERS),
+        help=f"comma-separated peers to measure beside the stacks (default all: {','.join(st.PEERS)}; '' for none)",
+    )
     parser.add_argument(
         "--levels",
         type=lambda text: [int(n) for n in text.split(",")],
         help="slow-client levels, e.g. 0,256 (overrides the profile's)",
     )
     parser.add_argument("--probe-seconds", type=float, help="fast-client probe window (overrides the profile's)")
-    parser.add_argument("--skip", default="", help="comma-separated phases to skip: single, db, worker")
+    parser.add_argument(
+        "--db-concurrency",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="clients per dyno of the throughput runs, e.g. 32,256 (overrides the profile's)",
+    )
+    parser.add_argument("--db-seconds", type=int, help="length of each throughput run (overrides the profile's)")
+    parser.add_argument("--skip", default="", help="comma-separated phases to skip: single, db, worker, scale")
     parser.add_argument(
         "--env",
         type=key_value,
@@ -587,11 +880,11 @@ def main(argv):
         help="NAME=VALUE config var for the nginx stacks (experiments), repeatable",
     )
     parser.add_argument(
-        "--control-env",
+        "--peer-env",
         type=key_value,
         action="append",
         default=[],
-        help="NAME=VALUE config var for the control, repeatable",
+        help="NAME=VALUE config var for the peers, repeatable",
     )
     parser.add_argument("--patch", type=Path, help="a patch (-p1) applied to each stack's bake before the build")
     parser.add_argument("--no-tls", action="store_true", help="PostgreSQL without TLS")
@@ -606,6 +899,10 @@ def main(argv):
     parser.add_argument("--disk", action="store_true", help="scratch directory on disk instead of a tmpfs")
     args = parser.parse_args(argv)
     args.servers = [s for s in args.servers.split(",") if s]
+    args.peers = [s for s in args.peers.split(",") if s]
+    unknown_peers = set(args.peers) - set(st.PEERS)
+    if unknown_peers:
+        parser.error(f"unknown peers {sorted(unknown_peers)}; choose from {list(st.PEERS)}")
     unknown = set(args.servers) - set(st.SERVERS)
     if unknown:
         parser.error(f"unknown servers {sorted(unknown)}; choose from {st.SERVERS}")

@@ -41,6 +41,10 @@ HTTPS = {"X-Forwarded-Proto": "https"}
 # does. The 1 MB file for the slow readers is a static file, served by WhiteNoise from the WSGI server.
 BENCH_VIEWS = '''"""Views the benchmark adds to its own bake (benchmarks/stack.py); not part of the template."""
 
+import select
+import time
+
+import psycopg
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -58,6 +62,29 @@ def db(request):
     return JsonResponse({"status": "ok"})
 
 
+def health_connect(request):
+    # What /health/ did before it kept its probe connection (template commit 308922a): a new connection
+    # per call, SELECT 1 within the same 3 s deadline. Measured beside /health/ in the same run.
+    deadline = time.monotonic() + 3
+    params = connection.get_connection_params()
+    params["connect_timeout"] = 3
+    probe = psycopg.connect(autocommit=True, **params)
+    try:
+        pgconn = probe.pgconn
+        pgconn.send_query(b"SELECT 1")
+        while pgconn.is_busy():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return JsonResponse({"status": "unavailable"}, status=503)
+            if select.select([pgconn.socket], [], [], remaining)[0]:
+                pgconn.consume_input()
+        result = pgconn.get_result()
+        ok = result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
+    finally:
+        probe.close()
+    return JsonResponse({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
+
+
 @csrf_exempt
 def upload(request):
     # request.body reads the whole body from the server: a slow uploader holds whoever runs this view.
@@ -71,10 +98,77 @@ urlpatterns += [
     path("bench/ping/", bench_views.ping),
     path("bench/db/", bench_views.db),
     path("bench/upload/", bench_views.upload),
+    path("bench/health-connect/", bench_views.health_connect),
 ]
 """
-# The "Heroku default": what Heroku's Python guide deploys, gunicorn's sync workers on $PORT, nothing else.
-CONTROL_PROCFILE = f"release: python manage.py migrate --noinput\nweb: gunicorn {SLUG}.wsgi\n"
+# The peers: what a Heroku Django user runs instead of this stack, each from its own documented
+# configuration, not tuned. Each runs our bake's code (same views) with the peer's Procfile, server
+# configuration and database settings, straight to PostgreSQL (no nginx, no PgBouncer).
+#
+# Peer 1, heroku/python-getting-started (github.com/heroku/python-getting-started at f7c8d99, 2026-07-14):
+# Procfile `web: gunicorn --config gunicorn.conf.py gettingstarted.wsgi`; the values of its gunicorn.conf.py
+# (production branch: ENVIRONMENT is not "development") and of its settings' DATABASES, re-expressed here.
+GETTING_STARTED_GUNICORN = {
+    "bind": '["[::]:{}".format(os.environ.get("PORT", 5006))]',
+    "worker_class": '"gthread"',
+    "workers": 'os.environ.get("WEB_CONCURRENCY", 1)',
+    "threads": "5",
+    "timeout": "20",
+    "graceful_timeout": "20",
+    "keepalive": "95",
+    "accesslog": '"-"',
+    "preload_app": "True",
+    "reuse_port": "True",
+    "forwarded_allow_ips": '"*"',
+}
+GETTING_STARTED_DATABASES = (
+    'dj_database_url.config(env="DATABASE_URL", conn_max_age=600, conn_health_checks=True, ssl_require=True)'
+)
+PEERS = {
+    "getting-started": {
+        "label": "peer 1: heroku/python-getting-started (gunicorn gthread 2×5, preload, conn_max_age=600)",
+        "short": "peer 1: python-getting-started",
+        "source": "github.com/heroku/python-getting-started at f7c8d99 (2026-07-14): `gunicorn --config "
+        "gunicorn.conf.py` with gthread, WEB_CONCURRENCY workers × 5 threads, preload_app, reuse_port, "
+        "keepalive 95, timeout 20, bound to `[::]:$PORT`; `dj_database_url.config(conn_max_age=600, "
+        "conn_health_checks=True, ssl_require=True)`, straight to PostgreSQL.",
+        "answers": {"wsgi_server": "gunicorn"},
+        "procfile": f"web: gunicorn --config gunicorn.conf.py {SLUG}.wsgi\n",
+        "gunicorn_conf": GETTING_STARTED_GUNICORN,
+        "databases": GETTING_STARTED_DATABASES,
+        # Each thread keeps its own persistent connection: processes x threads per dyno at most.
+        "backends_per_dyno": lambda web_concurrency: web_concurrency * 5,
+    },
+    # Peer 2, seed 003 ("Don't use Gunicorn to host your Django sites on Heroku"): waitress-serve on $PORT
+    # with waitress's defaults (4 threads, connection_limit 100); the article sets no database options, so
+    # Django's defaults through dj-database-url: a new connection per request (CONN_MAX_AGE 0).
+    "seed-003-waitress": {
+        "label": "peer 2: seed 003, waitress-serve on $PORT (4 threads, CONN_MAX_AGE=0)",
+        "short": "peer 2: waitress-serve (seed 003)",
+        "source": 'seed 003, "Don\'t use Gunicorn to host your Django sites on Heroku": `waitress-serve '
+        "--port=$PORT <project>.wsgi:application` with waitress's defaults (4 threads, connection_limit 100); "
+        "no database options, so dj-database-url's defaults (a new connection per request).",
+        "answers": {"wsgi_server": "waitress"},
+        "procfile": f"web: waitress-serve --port=$PORT {SLUG}.wsgi:application\n",
+        "databases": 'dj_database_url.config(env="DATABASE_URL")',
+        # waitress drops X-Forwarded-Proto from proxies it was not told to trust (its defaults), so our
+        # settings' HTTPS redirect would answer every request with a 301; the seed's app has no redirect.
+        "env": {"DJANGO_SECURE_SSL_REDIRECT": "false"},
+        "backends_per_dyno": lambda web_concurrency: 4,
+    },
+    # Peer 3, the old default and this benchmark's former control: what Heroku's Python guide deployed for
+    # years, `gunicorn <project>.wsgi` (sync workers on $PORT) and a new connection per request.
+    "old-default": {
+        "label": "peer 3: old default (gunicorn sync on $PORT, CONN_MAX_AGE=0)",
+        "short": "peer 3: old default",
+        "source": "what Heroku's Python guide deployed for years and this benchmark's former control: "
+        "`gunicorn <project>.wsgi`, sync workers (WEB_CONCURRENCY) on $PORT, CONN_MAX_AGE=0.",
+        "answers": {"wsgi_server": "gunicorn"},
+        "procfile": f"web: gunicorn {SLUG}.wsgi\n",
+        "env": {"DJANGO_CONN_MAX_AGE": "0"},
+        "backends_per_dyno": lambda web_concurrency: web_concurrency,
+    },
+}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1
@@ -126,8 +220,8 @@ def baked_venv(workdir):
     return make_venv(SYSTEM_PYTHON, files, "venv-py311")
 
 
-def customize(project, control=False, patch=None):
-    """Add the benchmark's views and 1 MB static file to a bake; the control gets Heroku's default Procfile."""
+def customize(project, peer=None, patch=None):
+    """Add the benchmark's views and 1 MB static file to a bake; a peer gets its Procfile and settings."""
     (project / "core" / "bench_views.py").write_text(BENCH_VIEWS)
     with open(project / SLUG / "urls.py", "a") as urls:
         urls.write(BENCH_URLS)
@@ -135,14 +229,26 @@ def customize(project, control=False, patch=None):
     (project / "static" / BIG_STATIC).write_bytes(random.Random(1).randbytes(1 << 20))
     if patch:
         subprocess.run(["patch", "-p1", "--forward", "-d", str(project), "-i", str(Path(patch).resolve())], check=True)
-    if control:
-        (project / "Procfile").write_text(CONTROL_PROCFILE)
+    if peer:
+        spec = PEERS[peer]
+        (project / "Procfile").write_text("release: python manage.py migrate --noinput\n" + spec["procfile"])
+        if "gunicorn_conf" in spec:
+            lines = [f"{key} = {value}" for key, value in spec["gunicorn_conf"].items()]
+            (project / "gunicorn.conf.py").write_text(
+                f'"""{spec["label"]}: its values (benchmarks/stack.py)."""\n\nimport os\n\n' + "\n".join(lines) + "\n"
+            )
+        if "databases" in spec:
+            with open(project / SLUG / "settings.py", "a") as settings:
+                settings.write(
+                    f"\n# benchmarks/stack.py: {spec['short']}'s database settings.\n"
+                    f"DATABASES = {{'default': {spec['databases']}}}\n"
+                )
 
 
-def build(name, answers, workdir, user, venv, control=False, patch=None):
+def build(name, answers, workdir, user, venv, peer=None, patch=None):
     """Bake, customize and run Heroku's build step (collectstatic); returns the built project's path."""
     baked = bake(answers, workdir / "bakes" / name)
-    customize(baked, control=control, patch=patch)
+    customize(baked, peer=peer, patch=patch)
     return rs.prepare_project(baked, workdir / name, user, venv)
 
 
