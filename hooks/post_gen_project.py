@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+PACKAGE = ANSWERS["project_slug"]  # the settings package, where each option's settings module lives
 SERVER_FILES = {
     "gunicorn": "config/gunicorn.conf.py",
     "uwsgi": "config/uwsgi.ini",
@@ -27,18 +28,39 @@ UNNEEDED[("use_worker", False)] = [
     "docs/worker.md",
     "docs/broker-orm.md",
     "docs/broker-redis.md",
+    f"{PACKAGE}/worker.py",
+    f"{PACKAGE}/broker_orm.py",
+    f"{PACKAGE}/broker_redis.py",
 ]
-UNNEEDED[("task_broker", "orm")] = ["core/tests/test_broker_redis.py", "docs/broker-redis.md"]
-UNNEEDED[("task_broker", "redis")] = ["docs/broker-orm.md"]
+UNNEEDED[("task_broker", "orm")] = [
+    "core/tests/test_broker_redis.py",
+    "docs/broker-redis.md",
+    f"{PACKAGE}/broker_redis.py",
+]
+UNNEEDED[("task_broker", "redis")] = ["docs/broker-orm.md", f"{PACKAGE}/broker_orm.py"]
 UNNEEDED[("cache", "none")] = [
     "core/tests/test_cache_redis.py",
     "core/tests/test_cache_memcached.py",
     "docs/cache-redis.md",
     "docs/cache-memcached.md",
+    f"{PACKAGE}/cache_redis.py",
+    f"{PACKAGE}/cache_memcached.py",
 ]
-UNNEEDED[("cache", "redis")] = ["core/tests/test_cache_memcached.py", "docs/cache-memcached.md"]
-UNNEEDED[("cache", "memcached")] = ["core/tests/test_cache_redis.py", "docs/cache-redis.md"]
-UNNEEDED[("use_s3_media", False)] = ["core/tests/test_media_storage.py", "docs/s3-media.md"]
+UNNEEDED[("cache", "redis")] = [
+    "core/tests/test_cache_memcached.py",
+    "docs/cache-memcached.md",
+    f"{PACKAGE}/cache_memcached.py",
+]
+UNNEEDED[("cache", "memcached")] = [
+    "core/tests/test_cache_redis.py",
+    "docs/cache-redis.md",
+    f"{PACKAGE}/cache_redis.py",
+]
+UNNEEDED[("use_s3_media", False)] = [
+    "core/tests/test_media_storage.py",
+    "docs/s3-media.md",
+    f"{PACKAGE}/media_s3.py",
+]
 
 
 def remove(relative_path):

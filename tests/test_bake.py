@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -173,6 +174,23 @@ def test_nginx_conf_renders_and_nginx_accepts_it(cookies, tmp_path):
         ]
     )
     assert "test is successful" in result.stderr
+
+
+# What varies with the answers lives in whole files that the post-generation hook keeps or removes; a file
+# that needs more than a handful of conditionals wants to be two files (STYLE.md, "whole files, not lines").
+HANDFUL = 5
+JINJA_IF = re.compile(r"\{%-? *if\b")
+
+
+def test_template_files_hold_a_handful_of_conditionals_at_most():
+    counts = {
+        path.relative_to(ROOT): len(JINJA_IF.findall(path.read_text()))
+        for path in (ROOT / "{{cookiecutter.project_slug}}").rglob("*")
+        if path.is_file() and "templates" not in path.parts
+    }
+    assert counts[Path("{{cookiecutter.project_slug}}/README.md")] > 0  # the pattern finds them
+    too_many = {str(path): count for path, count in counts.items() if count > HANDFUL}
+    assert not too_many, f"more than {HANDFUL} conditionals: move what one answer needs into its own file: {too_many}"
 
 
 def test_template_tree_has_no_stray_files():

@@ -15,34 +15,9 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from .env import IS_HEROKU_APP, env_bool, env_list
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-# DYNO is set on every Heroku dyno but not during the build, so collectstatic at build time runs with the
-# local defaults. Heroku CI sets CI and runs the tests with the local defaults too.
-IS_HEROKU_APP = "DYNO" in os.environ and "CI" not in os.environ
-
-
-def env_bool(name, default):
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name, default=()):
-    value = os.environ.get(name, "")
-    return [item.strip() for item in value.split(",") if item.strip()] or list(default)
-{% if cookiecutter.cache == "redis" or (cookiecutter.use_worker and cookiecutter.task_broker == "redis") %}
-
-
-def redis_url(name):
-    """Heroku Key-Value Store serves TLS (rediss://) with a self-signed certificate: don't verify it."""
-    url = os.environ.get(name, "")
-    if url.startswith("rediss://") and "ssl_cert_reqs" not in url:
-        url += ("&" if "?" in url else "?") + "ssl_cert_reqs=none"
-    return url
-{% endif %}
-
 
 # SECURITY WARNING: keep the secret key used in production secret!
 # app.json generates one for the Deploy Button; `heroku config:set DJANGO_SECRET_KEY=...` otherwise.
@@ -167,57 +142,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 WHITENOISE_KEEP_ONLY_HASHED_FILES = True
-{% if cookiecutter.use_s3_media %}
-
-# Uploaded media files on S3: a dyno's filesystem is thrown away at every restart and not shared
-# between dynos. Static files stay with WhiteNoise. Credentials come from AWS_ACCESS_KEY_ID and
-# AWS_SECRET_ACCESS_KEY, which boto3 reads from the environment itself.
-# https://django-storages.readthedocs.io/en/latest/backends/amazon-S3.html
-MEDIA_URL = "media/"
-MEDIA_ROOT = BASE_DIR / "media"
-AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME", "")
-if AWS_STORAGE_BUCKET_NAME:
-    STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": AWS_STORAGE_BUCKET_NAME,
-            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
-            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
-            "custom_domain": os.environ.get("AWS_S3_CUSTOM_DOMAIN") or None,
-            # Private objects served through signed, expiring URLs; uploads never overwrite each other.
-            "default_acl": None,
-            "querystring_auth": True,
-            # Regions opened since 2014 accept only Signature Version 4.
-            "signature_version": "s3v4",
-            "file_overwrite": False,
-        },
-    }
-elif IS_HEROKU_APP:
-    raise ImproperlyConfigured("AWS_STORAGE_BUCKET_NAME is not set: uploaded files would vanish at the next restart.")
-{% endif %}
-{% if cookiecutter.cache == "redis" %}
-
-# Cache on Heroku Key-Value Store (`heroku addons:create heroku-redis`, which sets REDIS_URL); Django's
-# per-process memory cache when it is unset. https://docs.djangoproject.com/en/5.2/topics/cache/#redis
-if os.environ.get("REDIS_URL"):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url("REDIS_URL")}}
-{% elif cookiecutter.cache == "memcached" %}
-
-# Cache on MemCachier (`heroku addons:create memcachier`, which sets MEMCACHIER_*); Django's per-process
-# memory cache when it is unset. MemCachier needs SASL authentication, which django-bmemcached speaks.
-# https://devcenter.heroku.com/articles/memcachier#django
-if os.environ.get("MEMCACHIER_SERVERS"):
-    CACHES = {
-        "default": {
-            "BACKEND": "django_bmemcached.memcached.BMemcached",
-            "LOCATION": env_list("MEMCACHIER_SERVERS"),
-            "OPTIONS": {
-                "username": os.environ.get("MEMCACHIER_USERNAME", ""),
-                "password": os.environ.get("MEMCACHIER_PASSWORD", ""),
-            },
-        }
-    }
-{% endif %}
 
 # HTTPS. Heroku's router terminates TLS and always sets X-Forwarded-Proto, overwriting whatever the client
 # sent, and nginx passes it on; so on Heroku the header can be trusted. /health/ stays reachable over
@@ -241,40 +165,17 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
 }
-{% if cookiecutter.use_worker %}
 
-{% if cookiecutter.task_broker == "redis" %}
-# django-q2 worker (`python manage.py qcluster`), with the Redis broker on Heroku Key-Value Store
-# (REDIS_URL): fast, but a task is removed from Redis when a worker takes it, so a task in flight when
-# the worker dies (a deploy's SIGKILL, a crash) is lost: at most once. Results still go to PostgreSQL.
-# https://django-q2.readthedocs.io/en/master/brokers.html#redis
-if IS_HEROKU_APP and not os.environ.get("REDIS_URL"):
-    raise ImproperlyConfigured("REDIS_URL is not set: the django-q2 broker needs Heroku Key-Value Store.")
-Q_CLUSTER = {
-    "name": "{{ cookiecutter.project_slug }}",
-    "redis": redis_url("REDIS_URL") or "redis://127.0.0.1:6379/0",
-{% else %}
-# django-q2 worker (`python manage.py qcluster`), with the ORM broker: tasks live in PostgreSQL, so a
-# task is redelivered after `retry` seconds unless it was acknowledged; delivery is at least once.
-# `timeout` must stay below `retry`, or a slow task is redelivered while it still runs.
-# https://django-q2.readthedocs.io/en/master/configure.html
-Q_CLUSTER = {
-    "name": "{{ cookiecutter.project_slug }}",
-    "orm": "default",
+# Settings of the options chosen when baking, if any: each has a module of its own beside this one (and a
+# file in docs/); the post-generation hook removed the modules of the options not chosen.
+{% if cookiecutter.cache != "none" %}
+from .cache_{{ cookiecutter.cache }} import CACHES  # noqa: E402, F401
 {% endif %}
-    "workers": int(os.environ.get("Q_WORKERS", "2")),
-    # Fetch no more tasks ahead than there are workers: a task fetched but not started when the dyno
-    # stops waits for redelivery{% if cookiecutter.task_broker == "orm" %} (Q_RETRY seconds){% endif %}.
-    "queue_limit": int(os.environ.get("Q_WORKERS", "2")),
-    "timeout": int(os.environ.get("Q_TIMEOUT", "60")),
-    "retry": int(os.environ.get("Q_RETRY", "90")),
-    "max_attempts": int(os.environ.get("Q_MAX_ATTEMPTS", "5")),
-    "ack_failures": True,
-    "catch_up": False,
-    "poll": float(os.environ.get("Q_POLL", "1")),
-    # Run tasks in-process, without a cluster, in tests and in local scripts that ask for it.
-    "sync": env_bool("Q_SYNC", False),
-}
-if Q_CLUSTER["timeout"] >= Q_CLUSTER["retry"]:
-    raise ImproperlyConfigured("Q_TIMEOUT must be lower than Q_RETRY, or running tasks are delivered twice.")
+{% if cookiecutter.use_s3_media %}
+from .media_s3 import AWS_STORAGE_BUCKET_NAME, MEDIA_ROOT, MEDIA_STORAGE, MEDIA_URL  # noqa: E402, F401
+
+STORAGES["default"] = MEDIA_STORAGE
+{% endif %}
+{% if cookiecutter.use_worker %}
+from .worker import Q_CLUSTER  # noqa: E402, F401
 {% endif %}
