@@ -274,6 +274,9 @@ def base_env(user, venv, **extra):
         "HOME": user.home,
         "USER": user.name,
         "LANG": "C.UTF-8",
+        # These stacks stand for a real dyno behind the router: production https settings, not bin/dyno's
+        # plain-http default for a browser (tests/test_dyno_local.py covers that).
+        "DJANGO_LOCAL_HTTP": "false",
     }
     env.update({key: str(value) for key, value in extra.items()})
     return env
@@ -482,7 +485,7 @@ class Dyno:
         return {pid: cmd for pid, (ppid, _s, _u, cmd) in process_table().items() if ppid == self.process.pid}
 
     def app_pid(self):
-        others = ("tail ", "nginx", "pgbouncer")
+        others = ("tail ", "nginx", "pgbouncer", "postgres", "redis-server", "memcached")  # add-ons: bin/dyno's
         apps = [pid for pid, cmd in self.children().items() if not any(word in cmd for word in others)]
         if len(apps) != 1:
             self.fail(f"expected one app process among bin/dyno's children, found {self.children()}")

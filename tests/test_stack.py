@@ -218,7 +218,6 @@ def test_plain_errors(user, checks_project, baked_venv, workdir):
         assert result.returncode == 2, f"expected a refusal, got {result.returncode}\n{result.stdout}\n{result.stderr}"
         return result.stderr
 
-    assert "DATABASE_URL is not set" in error("worker")
     assert "is not of the form postgres://user:password@host:port/dbname" in error(
         "worker", DATABASE_URL="postgres://app:secret@127.0.0.1:5432/app?sslmode=require"
     )
@@ -242,17 +241,6 @@ def test_plain_errors(user, checks_project, baked_venv, workdir):
         busy = web_port.getsockname()[1]
         message = error("web", DATABASE_URL=url, PORT=busy)
     assert f"port {busy} (PORT) is in use" in message and "port 6000 is in use" in message
-    if os.geteuid() == 0:  # as root we can show the refusal; bin/dyno runs as `user` everywhere else
-        result = rs.run_as(
-            rs.User("root", 0, 0, "/root"),
-            [checks_project / "bin/dyno", "web"],
-            env=stack_env(user, baked_venv, DATABASE_URL=url, PORT=rs.free_port()),
-            cwd=checks_project,
-            check=False,
-        )
-        assert result.returncode == 2 and "running as root, which PgBouncer refuses" in result.stderr
-    else:
-        assert os.geteuid() == user.uid
 
 
 def test_a_process_dying_stops_the_dyno(user, checks_project, baked_venv, postgres, workdir):

@@ -6,18 +6,27 @@ twice for the same key leaves the same rows as running it once.
 """
 
 import hashlib
+import logging
 import time
 import uuid
 
+from django.db import DatabaseError
 from django.db.models import F
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_q.tasks import async_task
+{% if cookiecutter.task_broker == "redis" %}
+from redis.exceptions import RedisError
+{% endif %}
 
 from core.models import ExampleResult
 
+log = logging.getLogger(__name__)
 MAX_EXAMPLE_SECONDS = 30
+# The broker being down (a Redis restart, REDIS_URL pointing nowhere) is not a bug in the request: 503.
+BROKER_ERRORS = (DatabaseError,{% if cookiecutter.task_broker == "redis" %} RedisError{% endif %})
+BROKER_DOWN = "The task queue is unreachable, so the task was not enqueued; try again in a moment."
 
 
 def compute_example(key, seconds=0.0):
@@ -37,8 +46,13 @@ def enqueue_example(request):
         seconds = min(float(seconds), MAX_EXAMPLE_SECONDS)
     except ValueError:
         return JsonResponse({"error": "seconds must be a number"}, status=400)
-    task_id = async_task(compute_example, key[:64], seconds, task_name=f"example-{key[:40]}")
+    html = "text/html" in request.headers.get("Accept", "")
+    try:
+        task_id = async_task(compute_example, key[:64], seconds, task_name=f"example-{key[:40]}")
+    except BROKER_ERRORS as error:
+        log.warning("enqueue failed, broker unreachable: %s", error)
+        return HttpResponse(BROKER_DOWN, status=503) if html else JsonResponse({"error": BROKER_DOWN}, status=503)
     # The form on the index page gets a redirect; API clients get the task id.
-    if "text/html" in request.headers.get("Accept", ""):
+    if html:
         return HttpResponseRedirect(reverse("index"))
     return JsonResponse({"task_id": task_id, "key": key[:64]}, status=202)

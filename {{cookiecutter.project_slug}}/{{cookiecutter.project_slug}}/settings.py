@@ -19,6 +19,11 @@ from .env import IS_HEROKU_APP, env_bool, env_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# bin/dyno runs the dyno on your machine, where no router terminates TLS, and sets DJANGO_LOCAL_HTTP so that
+# a browser can use it over plain http: no https redirect, no Secure cookies, no HSTS, and only loopback
+# host names, so that a Heroku app that had it set by mistake would answer 400, not serve plain http.
+LOCAL_HTTP = IS_HEROKU_APP and env_bool("DJANGO_LOCAL_HTTP", False)
+
 # SECURITY WARNING: keep the secret key used in production secret!
 # app.json generates one for the Deploy Button; `heroku config:set DJANGO_SECRET_KEY=...` otherwise.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "").strip()
@@ -35,7 +40,9 @@ DEBUG = env_bool("DJANGO_DEBUG", default=not IS_HEROKU_APP)
 # On Heroku, it's safe to use a wildcard for ALLOWED_HOSTS, since the Heroku router performs validation of
 # the Host header in the incoming HTTP request. Locally only loopback names are allowed.
 # https://docs.djangoproject.com/en/5.2/ref/settings/#std-setting-ALLOWED_HOSTS
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["*"] if IS_HEROKU_APP else [".localhost", "127.0.0.1", "[::1]"])
+ALLOWED_HOSTS = env_list(
+    "DJANGO_ALLOWED_HOSTS", ["*"] if IS_HEROKU_APP and not LOCAL_HTTP else [".localhost", "127.0.0.1", "[::1]"]
+)
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
@@ -146,7 +153,7 @@ WHITENOISE_KEEP_ONLY_HASHED_FILES = True
 # HTTPS. Heroku's router terminates TLS and always sets X-Forwarded-Proto, overwriting whatever the client
 # sent, and nginx passes it on; so on Heroku the header can be trusted. /health/ stays reachable over
 # plain HTTP for uptime checks.
-if IS_HEROKU_APP:
+if IS_HEROKU_APP and not LOCAL_HTTP:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_REDIRECT_EXEMPT = [r"^health/$"]
