@@ -2,10 +2,10 @@
 
 PostgreSQL and PgBouncer refuse to run as root, and containers, CI and cloud shells are often root. The
 user is DYNO_USER if set, else the one who ran sudo, else `dyno` (created with useradd when missing).
-bin/dyno gives it .dyno/, then drops root for good before it starts anything, so every process it starts
-(nginx, PgBouncer, the app, the add-ons) runs as that user, which it says. The project and its .venv must
-be readable by that user: a project under /root, or a virtualenv made with a Python under /root (pyenv),
-is refused with what to do.
+bin/dyno first checks that user can reach the project, runs the build step (collectstatic writes into the
+checkout, which root owns), gives it .dyno/, then drops root for good before it starts anything, so
+every process it starts (nginx, PgBouncer, the app, the add-ons) runs as that user, which it says. A
+project under /root, or a virtualenv made with a Python under /root (pyenv), is refused with what to do.
 """
 
 import os
@@ -40,11 +40,51 @@ def give(path, user):
             os.lchown(name, user.pw_uid, user.pw_gid)
 
 
-def drop_root(environ):
-    """As root: become the dyno's user and return the environment to go on with; otherwise unchanged."""
+def unreachable(user):
+    """What `user` cannot reach that the dyno needs, found in a child process that becomes that user."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: become the user, look, report, exit
+        os.close(read)
+        os.setgroups([])
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+        problems = []
+        if not os.access(ROOT / "Procfile", os.R_OK):
+            problems.append(
+                f"{user.pw_name} cannot read {ROOT}: put the project where every user can read it, not under /root"
+            )
+        python = ROOT / ".venv" / "bin" / "python"
+        if os.path.lexists(python) and not os.access(python, os.X_OK):
+            problems.append(
+                f"{user.pw_name} cannot run .venv/bin/python ({os.path.realpath(python)}): recreate the virtualenv "
+                "with a Python every user can run: rm -rf .venv && /usr/bin/python3 -m venv .venv && "
+                ".venv/bin/pip install -r requirements.txt"
+            )
+        os.write(write, "\n".join(problems).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as report:
+        problems = report.read().decode()
+    os.waitpid(pid, 0)
+    return [problem for problem in problems.split("\n") if problem]
+
+
+def unprivileged_user(environ):
+    """As root: the user the dyno will run as, once it is known to reach the project; else None."""
     if os.geteuid() != 0:
-        return environ
+        return None
     user = choose_user(environ)
+    problems = unreachable(user)
+    if problems:
+        raise Fail("cannot start as root:\n  - " + "\n  - ".join(problems))
+    return user
+
+
+def become(user, environ):
+    """Give .dyno/ to `user` and drop root for good; the environment to go on with."""
+    if user is None:
+        return environ
     STATE.mkdir(mode=0o700, exist_ok=True)
     give(STATE, user)
     os.setgroups(os.getgrouplist(user.pw_name, user.pw_gid))
@@ -54,19 +94,4 @@ def drop_root(environ):
         f"running as root: the dyno runs as the unprivileged user {user.pw_name} (uid {user.pw_uid}); "
         "set DYNO_USER to choose another"
     )
-    problems = []
-    if not os.access(ROOT / "Procfile", os.R_OK) or not os.access(STATE, os.W_OK | os.X_OK):
-        problems.append(
-            f"{user.pw_name} cannot read {ROOT}: put the project where every user can read it, not under /root"
-        )
-    python = ROOT / ".venv" / "bin" / "python"
-    if os.path.lexists(python) and not os.access(python, os.X_OK):
-        problems.append(
-            f"{user.pw_name} cannot run .venv/bin/python ({os.path.realpath(python)}): recreate "
-            "the virtualenv with a Python every user can run, e.g. "
-            "rm -rf .venv && /usr/bin/python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
-        )
-    if problems:
-        raise Fail("cannot start:\n  - " + "\n  - ".join(problems))
-    env = dict(environ, HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name)
-    return env
+    return dict(environ, HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name)

@@ -46,3 +46,28 @@ def test_database_settings_follow_the_pool_mode(fresh_settings, mode, server_sid
     else:
         assert database["CONN_MAX_AGE"] == 0
     assert database["CONN_HEALTH_CHECKS"] is True
+
+
+HTTPS = (
+    "[getattr(settings, name) for name in ('SECURE_SSL_REDIRECT', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE',"
+    " 'SECURE_HSTS_SECONDS', 'SECURE_PROXY_SSL_HEADER', 'ALLOWED_HOSTS')]"
+)
+
+
+@pytest.mark.parametrize("local_http", [None, "", "false"])
+def test_https_only_on_a_real_dyno(fresh_settings, local_http):
+    environ = PRODUCTION if local_http is None else {**PRODUCTION, "DJANGO_LOCAL_HTTP": local_http}
+    redirect, session_secure, csrf_secure, hsts, proxy_header, hosts = fresh_settings(HTTPS, **environ)
+    assert (redirect, session_secure, csrf_secure) == (True, True, True)
+    assert hsts > 0 and proxy_header == ["HTTP_X_FORWARDED_PROTO", "https"] and hosts == ["*"]
+
+
+def test_bin_dyno_serves_plain_http_to_loopback_names_only(fresh_settings):
+    """bin/dyno sets DJANGO_LOCAL_HTTP: a browser on http://127.0.0.1 works; any other Host gets 400."""
+    redirect, session_secure, csrf_secure, hsts, proxy_header, hosts = fresh_settings(
+        HTTPS, **PRODUCTION, DJANGO_LOCAL_HTTP="true"
+    )
+    assert (redirect, session_secure, csrf_secure, hsts, proxy_header) == (False, False, False, 0, None)
+    assert hosts == [".localhost", "127.0.0.1", "[::1]"]
+    debug, _, _ = fresh_settings(SUMMARY, **PRODUCTION, DJANGO_LOCAL_HTTP="true")
+    assert debug is False  # still production settings otherwise
