@@ -337,7 +337,7 @@ def test_redis_broker_form_works_and_the_worker_runs_the_task(bake_once, baked_v
         assert match, url
         redis_port = int(match[2])
         assert redis_answer(redis_port, b"PING\r\n").startswith(b"-NOAUTH"), "Redis answered without a password"
-        assert "REDIS_URL" in (project / "app.json").read_text()
+        assert "heroku-redis" in (project / "app.json").read_text()  # why bin/dyno started Redis
 
         body, headers = csrf_form(port, {"key": key})
         status, response_headers, response = rs.http_request(port, "POST", "/tasks/example/", headers, body)
