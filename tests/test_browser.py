@@ -14,9 +14,7 @@ import re
 import select
 import shutil
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -90,12 +88,14 @@ def serves(url):
 
 
 @pytest.fixture(scope="module")
-def readme_run(bake_once):
-    """The README's commands, run in order in a fresh checkout; yields what the browser tests need."""
+def readme_run(bake_once, workdir):
+    """The README's commands, run in order in a fresh checkout, in the module's own network namespace and
+    /tmp (PyPI and Debian's mirror reached from the host's network); yields what the browser tests need."""
     if os.geteuid() != 0:
         pytest.fail("the README test installs Debian packages and runs bin/dyno as root, as a container does")
-    base = Path(tempfile.mkdtemp(prefix="heroku-django-readme-"))
-    base.chmod(0o755)  # a checkout every user can read, as in a container's /app
+    base = workdir / "readme"
+    base.mkdir(mode=0o755)  # root's, readable by every user, as a container's /app
+    base.chmod(0o755)
     project = base / "app"
     shutil.copytree(bake_once(), project, symlinks=True)
     commands, url = readme_section(project)
@@ -108,7 +108,10 @@ def readme_run(bake_once):
         for command in commands:
             if command.startswith("sudo apt-get install "):
                 apt_env = dict(env, DEBIAN_FRONTEND="noninteractive", APT_CONFIG=str(apt_config))
-                result = rs.run_as(ROOT_USER, ["bash", "-c", command.removeprefix("sudo ")], env=apt_env, timeout=900)
+                with rs.host_network():
+                    result = rs.run_as(
+                        ROOT_USER, ["bash", "-c", command.removeprefix("sudo ")], env=apt_env, timeout=900
+                    )
                 ran.append((command, result.returncode, result.stdout[-500:]))
             elif command == "bin/dyno web":
                 web = rs.Dyno(project, "web", env, ROOT_USER, base / "web.log").__enter__()
@@ -124,14 +127,14 @@ def readme_run(bake_once):
                 status, shown = answer_on_a_terminal(["/bin/bash", "-c", command], project, env, dialogue)
                 assert status == 0 and "Superuser created successfully." in shown, shown[-3000:]
                 ran.append((command, status, shown))
-            else:
-                result = rs.run_as(ROOT_USER, ["bash", "-c", command], env=env, cwd=project, timeout=900)
+            else:  # the virtualenv: pip needs PyPI
+                with rs.host_network():
+                    result = rs.run_as(ROOT_USER, ["bash", "-c", command], env=env, cwd=project, timeout=900)
                 ran.append((command, result.returncode, result.stdout[-500:]))
         yield {"project": project, "url": url, "ran": ran, "web": web, "commands": commands}
     finally:
         if web:
             web.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

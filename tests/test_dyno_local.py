@@ -3,8 +3,8 @@
 No DATABASE_URL, no DJANGO_SECRET_KEY: bin/dyno starts PostgreSQL (and Redis or memcached where the answers
 chose them) under .dyno/, generates the secret, runs the release phase on the first start, serves plain
 http on loopback, runs one-off commands against the same add-ons, and stops everything with the dyno.
-Started as root it runs the whole dyno as an unprivileged user. Real processes throughout; runs that
-bind the fixed paths (port 6000, /tmp/nginx.socket) hold realstack's lock.
+Started as root it runs the whole dyno as an unprivileged user. Real processes throughout, in the
+module's own network namespace and /tmp (realstack.StackNamespace).
 """
 
 import json
@@ -235,15 +235,20 @@ def test_missing_packages_are_named(bake_once, monkeypatch):
 ROOT_USER = rs.User("root", 0, 0, "/root")
 
 
+def root_owned_dir(workdir, name, mode=0o755):
+    """A directory of root's below the module's work directory (the dyno user's, which it can traverse)."""
+    path = workdir / name
+    path.mkdir(mode=mode)
+    path.chmod(mode)
+    return path
+
+
 @pytest.fixture
-def root_project(bake_once, baked_venv):
+def root_project(bake_once, workdir, request):
     """A checkout owned by root in a directory every user can read, as in a container."""
-    base = Path(tempfile.mkdtemp(prefix="heroku-django-root-"))
-    base.chmod(0o755)
-    project = base / "app"
+    project = root_owned_dir(workdir, f"root-{request.node.name[:20]}") / "app"
     shutil.copytree(bake_once(), project, symlinks=True)
-    yield project
-    shutil.rmtree(base, ignore_errors=True)
+    return project
 
 
 def real_uids(pid):
@@ -276,13 +281,13 @@ def test_root_runs_the_dyno_as_an_unprivileged_user(root_project, baked_venv, us
     assert record["returncode"] == 0 and not record["leftovers"] and not addon_processes(root_project), record
 
 
-def test_root_refuses_what_the_dyno_user_cannot_reach(bake_once, baked_venv, user):
+def test_root_refuses_what_the_dyno_user_cannot_reach(bake_once, baked_venv, user, workdir):
     """As root, a checkout the dyno's user cannot read, or a virtualenv whose Python only root can run
     (pyenv under /root), is refused with what to do instead; nothing is started."""
     if os.geteuid() != 0:
         assert os.geteuid() == user.uid  # nothing to refuse: bin/dyno runs as this user
         return
-    hidden = Path(tempfile.mkdtemp(prefix="heroku-django-hidden-"))  # mode 700, owned by root
+    hidden = root_owned_dir(workdir, "hidden", mode=0o700)
     root_only = Path(tempfile.mkdtemp(prefix="heroku-django-python-", dir="/root"))
     try:
         project = hidden / "app"
@@ -292,8 +297,7 @@ def test_root_refuses_what_the_dyno_user_cannot_reach(bake_once, baked_venv, use
         assert result.returncode == 2 and f"{user.name} cannot read {project}" in result.stderr, result.stderr
         assert "not under /root" in result.stderr
 
-        readable = Path(tempfile.mkdtemp(prefix="heroku-django-venv-"))
-        readable.chmod(0o755)
+        readable = root_owned_dir(workdir, "root-only-venv")
         project = readable / "app"
         shutil.copytree(bake_once(), project, symlinks=True)
         python = root_only / "python3"
@@ -305,7 +309,6 @@ def test_root_refuses_what_the_dyno_user_cannot_reach(bake_once, baked_venv, use
         assert result.returncode == 2 and f"{user.name} cannot run .venv/bin/python" in result.stderr, result.stderr
         assert "/usr/bin/python3 -m venv .venv" in result.stderr
         assert not (project / ".dyno" / "postgresql").exists()
-        shutil.rmtree(readable, ignore_errors=True)
     finally:
         shutil.rmtree(hidden, ignore_errors=True)
         shutil.rmtree(root_only, ignore_errors=True)
