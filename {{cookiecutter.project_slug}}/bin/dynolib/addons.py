@@ -76,8 +76,7 @@ class Addon:
         self.log = self.dir / f"{self.name}.log"
 
     def find(self, program):
-        path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
-        return shutil.which(program, path=path)
+        return shutil.which(program) or shutil.which(program, path="/usr/local/sbin:/usr/sbin:/sbin")
 
     def missing(self):
         if not self.find(self.program):
