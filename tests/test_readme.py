@@ -36,6 +36,8 @@ ALL_ANSWERS = [
     if valid(answers)
 ]
 
+# bin/dyno's own commands besides a Procfile process type (`bin/dyno run COMMAND`, `bin/dyno reset`).
+DYNO_SUBCOMMANDS = {"run", "reset"}
 # Scripts the buildpacks put into the app at build time (heroku/pgbouncer, heroku-community/nginx in app.json).
 BUILDPACK_SCRIPTS = {"bin/start-pgbouncer", "bin/start-nginx"}
 # Variables the README names that the project hands to other programs rather than reading itself.
@@ -153,7 +155,7 @@ def variables_read(project):
         for pattern in ENVIRON_READS:
             read |= {name for match in pattern.findall(text) for name in ([match] if isinstance(match, str) else match)}
     # bin/dyno reads PGBOUNCER_<KEY> for every key of its table of the buildpack's defaults.
-    dyno = ast.parse((project / "bin/dyno").read_text())
+    dyno = ast.parse((project / "bin/dynolib/buildpacks.py").read_text())
     for node in dyno.body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PGBOUNCER_DEFAULTS":
             read |= {f"PGBOUNCER_{key.value.upper()}" for key in node.value.keys}
@@ -202,7 +204,7 @@ def test_baked_docs_are_true_for_the_answers(cookies, answers):
                 if script not in BUILDPACK_SCRIPTS and not os.access(project / script, os.X_OK):
                     problems.append(f"{name}: {script} is not an executable file of this bake")
             for process_type in re.findall(r"(?<![\w./-])bin/dyno(?: --dry-run)? ([a-z]+)", code):
-                if process_type not in procfile_types:
+                if process_type not in procfile_types | DYNO_SUBCOMMANDS:
                     problems.append(f"{name}: bin/dyno {process_type}, but the Procfile has no {process_type}:")
         # Environment variables named are read.
         for variable in sorted(variables_named(text) - read):
