@@ -362,7 +362,12 @@ def test_redis_broker_form_works_and_the_worker_runs_the_task(bake_once, baked_v
     with rs.Dyno(project, "worker", env, user, workdir / "redis-worker.log") as worker:
 
         def task_ran():
-            result = worker.run_in_dyno([f"{baked_venv}/bin/python", "manage.py", "shell", "-c", query], check=False)
+            try:
+                result = worker.run_in_dyno(
+                    [f"{baked_venv}/bin/python", "manage.py", "shell", "-c", query], check=False
+                )
+            except rs.StackError:  # the worker's app has not started yet (its add-ons start first)
+                return False
             return "ROWS 1" in result.stdout
 
         worker.wait_for(task_ran, "the worker to run the task the web dyno enqueued", timeout=120, interval=2)
