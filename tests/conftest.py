@@ -175,10 +175,16 @@ def workdir(request, user):
     prune(open_dir(STACKS_DIR))  # left by runs that crashed
     path = Path(tempfile.mkdtemp(prefix=f"{request.module.__name__}-", dir=STACKS_DIR))
     user.chown(path)
+    # Processes the module starts as the dyno user without a cwd of their own inherit ours; a checkout under
+    # /root or a home (mode 700) is closed to that user, and PostgreSQL's programs then fail to find
+    # themselves ("could not change directory"). The module's own directory is open to it.
+    back = os.getcwd()
+    os.chdir(path)
     try:
         with realstack.StackNamespace(path):
             yield path
     finally:
+        os.chdir(back)
         if os.environ.get("STACK_KEEP"):  # keep the projects and the dynos' logs to look at
             print(f"\nstack files kept in {path}")
         else:

@@ -152,14 +152,18 @@ def root_command(root, command, user="root"):
 
 
 def copy_checkout(source, destination):
-    """The checkout's files as git sees them (tracked and new, not ignored: no .venv, no caches)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+    """The checkout's files as git sees them (tracked and new, not ignored: no .venv, no caches); without
+    git (a copied tree, a tarball), every file but .git, .venv and caches."""
+    listed = subprocess.run(  # safe.directory: a user's clone, and we are root
+        ["git", "-c", f"safe.directory={source}", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=source,
         capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, (entry.decode() for entry in listed)):
+    )
+    if listed.returncode != 0:
+        skip = shutil.ignore_patterns(".git", ".venv", ".cache", "__pycache__", ".*_cache")
+        shutil.copytree(source, destination, ignore=skip, dirs_exist_ok=True)
+        return
+    for name in filter(None, (entry.decode() for entry in listed.stdout.split(b"\0"))):
         if (Path(source) / name).is_file():
             (Path(destination) / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(Path(source) / name, Path(destination) / name)

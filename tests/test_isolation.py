@@ -23,13 +23,17 @@ HTTPS = {"X-Forwarded-Proto": "https", "Host": "localhost"}
 
 @contextlib.contextmanager
 def host_holds_the_fixed_places():
-    """Listen on the host's 127.0.0.1:6000 and /tmp/nginx.socket, as a user's bin/dyno would; where
-    something already does (someone's stack on this machine), that is the same situation and is left be."""
+    """Listen on the host's 127.0.0.1:6000 and /tmp/nginx.socket, as a user's bin/dyno would; yields a
+    function that says whether the ones we hold still accept connections. Where something else already
+    holds one (someone's stack on this machine), that is the same situation; it may end at any time, so
+    only our own are checked."""
     with contextlib.ExitStack() as stack:
+        checks = []
         tcp = stack.enter_context(socket.socket())
         try:
             tcp.bind(("127.0.0.1", 6000))
             tcp.listen()
+            checks.append((socket.AF_INET, ("127.0.0.1", 6000)))
         except OSError:
             pass
         path = Path("/tmp/nginx.socket")
@@ -39,15 +43,18 @@ def host_holds_the_fixed_places():
             unix.listen()
             inode = path.stat().st_ino
             stack.callback(lambda: path.stat().st_ino == inode and path.unlink())
-        yield
+            checks.append((socket.AF_UNIX, str(path)))
 
+        def ours_answer():
+            with rs.host_network():
+                for family, address in checks:
+                    with socket.socket(family) as probe:
+                        probe.settimeout(5)
+                        if probe.connect_ex(address) != 0:
+                            return False
+            return True
 
-def host_answers():
-    """Both fixed places in the host's network and /tmp accept a connection."""
-    with rs.host_network(), socket.socket() as tcp, socket.socket(socket.AF_UNIX) as unix:
-        tcp.settimeout(5)
-        unix.settimeout(5)
-        return tcp.connect_ex(("127.0.0.1", 6000)) == 0 and unix.connect_ex("/tmp/nginx.socket") == 0
+        yield ours_answer
 
 
 def boot(namespace, name, bake, venv, user, cleanup):
@@ -76,7 +83,7 @@ def test_two_stacks_at_once_beside_the_hosts_port_6000_and_nginx_socket(bake_onc
     user.chown(base)
     bake = bake_once()
     try:
-        with host_holds_the_fixed_places(), contextlib.ExitStack() as cleanup:
+        with host_holds_the_fixed_places() as host_answers, contextlib.ExitStack() as cleanup:
             assert host_answers()
             with rs.StackNamespace(base / "a") as a:
                 first, first_port = boot(a, "first", bake, baked_venv, user, cleanup)
@@ -112,3 +119,11 @@ def test_the_dyno_user_can_run_the_cached_venv_whatever_the_checkout(baked_venv,
     assert not Path(baked_venv).resolve().is_relative_to(ROOT)
     result = rs.run_as(user, [f"{baked_venv}/bin/python", "-c", "import django; print(django.VERSION[0])"])
     assert result.stdout.strip().isdigit()
+
+
+def test_the_dyno_users_commands_start_where_it_may_enter(workdir, user):
+    """A checkout under /root or a home (mode 700) is closed to the dyno user: its commands started without
+    a directory of their own start in the module's stack directory, not in ours (PostgreSQL's programs
+    otherwise fail with "could not change directory")."""
+    result = rs.run_as(user, ["sh", "-c", 'cd -- "$(pwd)" && pwd'])
+    assert result.stdout.strip() == str(workdir)
