@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure what the stack is for, against what Heroku users run today, in one run on this machine.
 
-    sudo python3 benchmarks/run.py            # the full run (about 35 minutes on 2 cores)
+    sudo python3 benchmarks/run.py            # the full run (about 30 minutes on 2 cores)
     sudo python3 benchmarks/run.py --quick    # fewer levels, shorter windows (about 20 minutes)
 
 Bakes the template once per WSGI server, builds each bake as Heroku would (collectstatic), runs the

@@ -36,8 +36,10 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # (core/apps.py talks to PgBouncer's console and closes it), so no socket is shared across the fork.
 # Measured (benchmarks/run.py --quick, gunicorn and peer 1 in each run, two runs each way on a shared
 # 2-core machine): the web dyno's PSS 103 and 106 MB without, 79 and 81 MB with (peer 1, which preloads
-# too: 74 to 104 MB); /bench/db/ throughput moved within the machine's noise, 0.7 to 1.5 times peer 1's
-# either way.
+# too: 74 to 104 MB). The saving wears off as workers run and Python writes to the shared objects
+# (reference counts, the garbage collector): in the full run one worker held 41 MB of its own and the dyno
+# 103 MB, level with peer 1's 105. /bench/db/ throughput moved within the machine's noise, 0.7 to 1.5 times
+# peer 1's either way.
 preload_app = True
 # Recycle workers now and then so a slow memory leak can't reach the dyno's limit (R14).
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
