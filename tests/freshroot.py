@@ -39,7 +39,7 @@ def readme_commands():
         elif line.strip() and number:
             commands[number] = line.strip()
             number = None
-    test = re.search(r"the test command is `([^`]+)`", README.read_text())
+    test = re.search(r"the test command\s+is\s+`([^`]+)`", README.read_text())
     commands["test"] = test.group(1) if test else None
     return commands
 
