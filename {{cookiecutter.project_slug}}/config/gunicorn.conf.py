@@ -16,9 +16,10 @@ READY_FILE = Path("/tmp/app-initialized")
 
 # Heroku's Python buildpack sets WEB_CONCURRENCY from the dyno's memory (2 on 512 MB dynos).
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Sync processes, not threads: gthread with 2 x 4 threads was slower in every benchmark run (0.6 to 0.7
-# times peer 1's requests a second, against 0.7 to 1.3 with sync); the views are CPU-bound on a dyno's
-# shared cores, and nginx already keeps slow clients off the workers.
+# Sync processes, not threads: gthread with 2 x 4 threads did 0.58 and 0.70 times peer 1's requests a
+# second at 32 clients per dyno in its two benchmark runs, sync 0.64 to 1.45 in ten (a noisy shared
+# machine); the views are CPU-bound on a dyno's shared cores, and nginx already keeps slow clients off
+# the workers, which is what threads would be for.
 worker_class = "sync"
 # nginx queues connections on the socket while every worker is busy; room for a burst of them.
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
