@@ -42,9 +42,12 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # 103 MB, level with peer 1's 105. /bench/db/ throughput moved within the machine's noise, 0.7 to 1.5 times
 # peer 1's either way.
 preload_app = True
-# Recycle workers now and then so a slow memory leak can't reach the dyno's limit (R14).
+# Recycle workers now and then so a slow memory leak can't reach the dyno's limit (R14). Each worker
+# draws its own limit from max_requests to max_requests + jitter: with a jitter as large as half of it,
+# workers that share the load evenly reach their limits hundreds of requests apart, not in the same
+# second, which would leave the dyno with no worker while the new ones boot.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
-max_requests_jitter = 100
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", str(max_requests // 2)))
 
 # nginx writes the access log with the request id and timings; gunicorn's own would repeat it.
 accesslog = None
