@@ -587,7 +587,8 @@ def test_x_forwarded_for_is_appended_and_never_trusted(stack):
     request_id = str(uuid.uuid4())
     status = stack.get("/health/", {"X-Forwarded-For": "203.0.113.7", "X-Request-Id": request_id})[0]
     assert status == 200
-    line = web.wait_for(lambda: next(iter(stack.access_lines(f"request_id={request_id}")), None), "the access line", 15)
+    marker = f'request_id="{request_id}"'
+    line = web.wait_for(lambda: next(iter(stack.access_lines(marker)), None), "the access line", 15)
     assert 'forwarded_for="203.0.113.7"' in line and 'remote_addr="127.0.0.1"' in line, line
     readers = []
     for path in stack.project.rglob("*.py"):

@@ -317,7 +317,7 @@ def test_access_log_line(stack):
     assert status == 200
 
     def line():
-        return next((text for text in stack.web.output.splitlines() if f"request_id={request_id}" in text), None)
+        return next((text for text in stack.web.output.splitlines() if f'request_id="{request_id}"' in text), None)
 
     logged = stack.web.wait_for(line, "the access log line on the dyno's stdout", timeout=15)
     assert re.search(r"measure#nginx\.service=\d+\.\d+ ", logged), logged
@@ -345,7 +345,7 @@ def test_body_over_the_limit_gets_413_from_nginx(stack):
     assert status == 403
 
     def logged():
-        return [text for text in stack.web.output.splitlines() if f"request_id={request_id}" in text]
+        return [text for text in stack.web.output.splitlines() if f'request_id="{request_id}"' in text]
 
     lines = stack.web.wait_for(lambda: len(logged()) == 2 and logged(), "both POSTs in the access log", timeout=15)
     assert "status=413" in lines[0] and "measure#nginx.upstream=- " in lines[0], "the 413 request reached the app"
