@@ -10,6 +10,7 @@ https://devcenter.heroku.com/articles/django-app-configuration
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -64,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Straight after SecurityMiddleware: https://whitenoise.readthedocs.io/en/stable/django.html
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # 503 with Retry-After, fast, while the database can't be reached (core/middleware.py).
+    "core.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -120,6 +123,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 
+# PostgreSQL cancels any statement that runs longer than this, so that a query stuck behind a lock fails
+# the request (a 500 page) before Heroku's router gives up on it at 30 s and before the WSGI server's own
+# timeout (28 s), instead of keeping a server connection and a worker busy long after the client left.
+# PgBouncer can't pass it per connection (it refuses startup options), so the release phase sets it as
+# the role's default in the database (core/management/commands/migrate.py): it holds for every server
+# connection PgBouncer opens, in both pool modes. "" or 0: no timeout. Values: 25s, 500ms, 2min.
+DATABASE_STATEMENT_TIMEOUT = os.environ.get("DATABASE_STATEMENT_TIMEOUT", "25s" if IS_HEROKU_APP else "").strip()
+if not re.fullmatch(r"(\d+(ms|s|min)?)?", DATABASE_STATEMENT_TIMEOUT):
+    raise ImproperlyConfigured(
+        f"DATABASE_STATEMENT_TIMEOUT={DATABASE_STATEMENT_TIMEOUT!r}: give a duration such as 25s, 500ms or 2min "
+        "(0 or empty: no timeout)."
+    )
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Password validation
@@ -160,9 +176,23 @@ if IS_HEROKU_APP and not LOCAL_HTTP:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     # Start low and raise it once every subdomain serves HTTPS: browsers remember it for this long.
+    # config/nginx.conf.erb reads the same three variables for nginx's own error pages.
     SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "3600"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
-    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
+    # Browsers' preload lists (https://hstspreload.org) take a site only with a max-age of a year or more
+    # and includeSubDomains, and removal takes months: preload follows the max-age, off until it is raised.
+    HSTS_PRELOAD_MIN_SECONDS = 31536000
+    _preload_allowed = SECURE_HSTS_SECONDS >= HSTS_PRELOAD_MIN_SECONDS and SECURE_HSTS_INCLUDE_SUBDOMAINS
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", _preload_allowed)
+    if SECURE_HSTS_PRELOAD and not _preload_allowed:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECURE_HSTS_PRELOAD is on with DJANGO_SECURE_HSTS_SECONDS={SECURE_HSTS_SECONDS}: preload lists "
+            f"require a max-age of at least {HSTS_PRELOAD_MIN_SECONDS} (a year) and includeSubDomains; raise the "
+            "max-age first, or unset DJANGO_SECURE_HSTS_PRELOAD."
+        )
+    if not SECURE_HSTS_PRELOAD:
+        # check --deploy's "you have not set SECURE_HSTS_PRELOAD": off on purpose until the max-age allows it.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # Logging to stdout, where Heroku's log router (and `heroku logs --tail`) collects it.
 LOGGING = {
