@@ -71,3 +71,44 @@ def test_bin_dyno_serves_plain_http_to_loopback_names_only(fresh_settings):
     assert hosts == [".localhost", "127.0.0.1", "[::1]"]
     debug, _, _ = fresh_settings(SUMMARY, **PRODUCTION, DJANGO_LOCAL_HTTP="true")
     assert debug is False  # still production settings otherwise
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({}, [3600, True, False]),
+        ({"DJANGO_SECURE_HSTS_SECONDS": "31536000"}, [31536000, True, True]),
+        ({"DJANGO_SECURE_HSTS_SECONDS": "31536000", "DJANGO_SECURE_HSTS_PRELOAD": "false"}, [31536000, True, False]),
+        (
+            {"DJANGO_SECURE_HSTS_SECONDS": "31536000", "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS": "no"},
+            [31536000, False, False],
+        ),
+    ],
+)
+def test_hsts_preload_follows_the_max_age(fresh_settings, variables, expected):
+    summary = "[settings.SECURE_HSTS_SECONDS, settings.SECURE_HSTS_INCLUDE_SUBDOMAINS, settings.SECURE_HSTS_PRELOAD]"
+    assert fresh_settings(summary, **PRODUCTION, **variables) == expected
+
+
+def test_hsts_preload_with_a_short_max_age_is_refused(fresh_settings):
+    with pytest.raises(AssertionError, match="DJANGO_SECURE_HSTS_PRELOAD is on with DJANGO_SECURE_HSTS_SECONDS=3600"):
+        fresh_settings("settings.SECURE_HSTS_PRELOAD", **PRODUCTION, DJANGO_SECURE_HSTS_PRELOAD="true")
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [({}, ""), ({"DYNO": "web.1"}, "25s"), ({"DATABASE_STATEMENT_TIMEOUT": "500ms"}, "500ms")],
+)
+def test_statement_timeout(fresh_settings, variables, expected):
+    environment = {**PRODUCTION, **variables} if "DYNO" in variables else variables
+    assert fresh_settings("settings.DATABASE_STATEMENT_TIMEOUT", **environment) == expected
+
+
+@pytest.mark.parametrize("value", ["25", "25 s", "1h", "25s; DROP TABLE x"])
+def test_statement_timeout_refuses_what_postgresql_would_not_take(fresh_settings, value):
+    accepted = value == "25"  # plain milliseconds are fine
+    if accepted:
+        assert fresh_settings("settings.DATABASE_STATEMENT_TIMEOUT", DATABASE_STATEMENT_TIMEOUT=value) == value
+    else:
+        with pytest.raises(AssertionError, match="DATABASE_STATEMENT_TIMEOUT"):
+            fresh_settings("settings.DATABASE_STATEMENT_TIMEOUT", DATABASE_STATEMENT_TIMEOUT=value)
