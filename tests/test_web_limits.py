@@ -331,3 +331,24 @@ def test_preload_with_a_short_max_age_is_refused(bake_once, venv_python):
     assert result.returncode != 0 and "DJANGO_SECURE_HSTS_PRELOAD" in result.stderr and "31536000" in result.stderr, (
         result.stderr
     )
+
+
+@pytest.mark.parametrize(("max_requests", "jitter"), [("1000", "500"), ("200", "100"), ("0", "0")])
+def test_gunicorn_workers_recycle_apart(bake_once, baked_venv, max_requests, jitter):
+    """Each gunicorn worker recycles after max_requests + a random 0..jitter requests: with the jitter at
+    half of max_requests (it was a fixed 100, a tenth of the default), two workers that share the load
+    evenly reach their limits hundreds of requests apart rather than in the same second. What gunicorn
+    itself reads from the baked config."""
+    project = bake_once(wsgi_server="gunicorn")
+    env = {"PATH": f"{baked_venv}/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "GUNICORN_MAX_REQUESTS": max_requests}
+    result = subprocess.run(
+        [f"{baked_venv}/bin/gunicorn", "--print-config", "--config", "config/gunicorn.conf.py"],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = dict(re.findall(r"^(max_requests(?:_jitter)?)\s+= (\S+)$", result.stdout, re.M))
+    assert printed == {"max_requests": max_requests, "max_requests_jitter": jitter}, printed
