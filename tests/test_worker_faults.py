@@ -8,6 +8,7 @@ and redeliveries happen within seconds:
   lock, which nobody can take again; the cluster must come back by itself and a task enqueued afterwards
   must run;
 - both workers SIGKILLed in the middle of a task: the cut task is delivered again, later tasks run;
+- the sentinel SIGKILLed: what it started dies with it, and a new cluster runs;
 - tasks stuck in C code past Q_TIMEOUT, delivered again and again: each time the worker process ends,
   so the cluster's process count stays the same and at most one core's worth of CPU is spent per worker.
 
@@ -189,6 +190,34 @@ def test_both_workers_killed_mid_task_the_task_runs_again(worker, user, postgres
     assert later_done < RECOVERY_BOUND + 5, f"the later task ran {later_done:.1f} s after the kill"
     queued = postgres.sql("SELECT count(*) FROM django_q_ormq", "worker_faults")
     assert queued == [["0"]], f"tasks left in the queue: {queued}"
+    assert record["returncode"] == 0 and not record["leftovers"], record
+
+
+def test_sentinel_killed_the_cluster_is_replaced(worker, user, postgres, workdir, baked_venv):
+    """SIGKILL the sentinel: the processes it started die with it (none is left orphaned, each with
+    SIGTERM blocked), a new cluster runs, and a task enqueued afterwards runs."""
+    dyno = start_worker(worker, user, postgres, workdir, "sentinel-killed")
+    try:
+        app = dyno.app_pid()
+        old = descendants(app)
+        sentinel = [pid for pid, (ppid, *_rest) in rs.process_table().items() if ppid == app]
+        assert len(sentinel) == 1, sentinel
+        os.kill(sentinel[0], signal.SIGKILL)
+        killed = time.monotonic()
+        key = f"after-sentinel-{uuid.uuid4().hex[:8]}"
+        enqueue(dyno, baked_venv, [example(key)])
+        dyno.wait_for(lambda: clusters_running(dyno) >= 2, "a new cluster", timeout=RECOVERY_BOUND + 10)
+        recovered = time.monotonic() - killed
+        dyno.wait_for(lambda: results(postgres, [key]), f"task {key} to run", timeout=RECOVERY_BOUND + 10)
+        orphans = [pid for pid in old if pid in rs.process_table()]
+        same_app = dyno.app_pid() == app and dyno.process.poll() is None
+        record = dyno.stop()
+    finally:
+        dyno.stop()
+    report("sentinel killed", cluster_running_again_s=recovered, orphans=len(orphans))
+    assert not orphans, f"processes of the killed sentinel still running: {orphans}"
+    assert recovered < RECOVERY_BOUND and same_app
+    assert "the cluster's sentinel process exited with -9" in dyno.output, dyno.output[-3000:]
     assert record["returncode"] == 0 and not record["leftovers"], record
 
 

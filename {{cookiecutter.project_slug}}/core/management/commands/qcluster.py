@@ -35,7 +35,8 @@ Two faults that leave django-q2's cluster broken without anything restarting it,
   others, and the dyno looks healthy while no task runs. So when a process of the cluster dies on a
   signal, the sentinel stops fetching tasks and this process replaces the whole cluster (new queues, new
   locks): the same stop as for SIGTERM, Q_SHUTDOWN_TIMEOUT for running tasks to finish, then a new
-  cluster. The same if the sentinel itself dies or its guard loop stops going round (STALLED_AFTER).
+  cluster. The same if the sentinel itself dies (the processes it started die with it) or its guard
+  loop stops going round (STALLED_AFTER).
   Tasks that were fetched but not finished are delivered again Q_RETRY seconds after they were fetched
   (ORM broker). More than MAX_RESTARTS restarts within RESTART_WINDOW seconds: the command exits 1, and
   Heroku restarts the dyno.
@@ -45,7 +46,9 @@ Two faults that leave django-q2's cluster broken without anything restarting it,
 """
 
 import collections
+import ctypes
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
 import subprocess
@@ -127,6 +130,16 @@ def kill(pids):
             pass
 
 
+def die_with_parent():
+    """Have the kernel SIGKILL this process when the process that started it dies (Linux; a no-op
+    elsewhere). The cluster's processes ignore SIGTERM, so without it those of a sentinel that was killed
+    would run on, orphaned, beside the cluster that replaces it."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Heartbeat:
     """The sentinel's stop event, noting the time whenever the guard loop waits on it, once a cycle."""
 
@@ -149,6 +162,8 @@ class WatchedSentinel(django_q_cluster.Sentinel):
     broken = None  # 1 once a process of the cluster died on a signal
 
     def __init__(self, stop_event, *args, **kwargs):
+        die_with_parent()  # with the command's process; and each process it starts, with it
+        multiprocessing.util.register_after_fork(self, lambda sentinel: die_with_parent())
         super().__init__(Heartbeat(stop_event, self.beat), *args, **kwargs)
 
     def reincarnate(self, process):
