@@ -10,6 +10,8 @@ from django.test import RequestFactory
 
 from core import middleware, views
 
+pytestmark = pytest.mark.django_db  # the middleware closes Django's connection when it is broken
+
 
 def wrapped(cause):
     """A Django OperationalError as Django raises it: from the driver's exception."""
