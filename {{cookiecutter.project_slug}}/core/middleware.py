@@ -6,15 +6,14 @@ check of a kept connection is such a query too: a page failed with a 500 after u
 
 - a request that fails because the database is unreachable answers 503 with Retry-After, which tells
   clients and uptime checks that it is temporary (a statement_timeout or a bug still gives a 500);
-- after that, this process answers 503 at once for RECHECK_AFTER seconds, then checks the database with
-  /health/'s bounded probe (PROBE_TIMEOUT) before letting a request wait for it: while it stays
-  unreachable, pages fail within PROBE_TIMEOUT, and the first one that finds it back goes through.
+- after that, until the database answers again, this process checks it with /health/'s bounded probe
+  (PROBE_TIMEOUT) before it lets a request wait for it: while it stays unreachable, pages fail within
+  PROBE_TIMEOUT (PgBouncer usually refuses at once), and the first one that finds it back goes through.
 
 Static files (WhiteNoise, before this middleware) and /health/ (which has its own deadline) are not held up.
 """
 
 import logging
-import threading
 import time
 
 import psycopg
@@ -23,7 +22,6 @@ from django.http import HttpResponse
 
 log = logging.getLogger(__name__)
 
-RECHECK_AFTER = 1.0
 PROBE_TIMEOUT = 2.0
 RETRY_AFTER = 5
 # SQLSTATEs that mean "no usable connection": connection exceptions (PgBouncer's own errors are 08P01),
@@ -53,12 +51,9 @@ class DatabaseUnavailableMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
         self.failed_at = None  # when this process last found the database unreachable
-        self.lock = threading.Lock()  # one probe at a time per process (waitress runs threads)
 
     def __call__(self, request):
         if self.failed_at is not None and not request.path.startswith("/health/"):
-            if time.monotonic() - self.failed_at < RECHECK_AFTER or not self.lock.acquire(blocking=False):
-                return unavailable()
             try:
                 from core.views import _database_answers
 
@@ -67,8 +62,6 @@ class DatabaseUnavailableMiddleware:
                 self.failed_at = time.monotonic()
                 log.warning("database still unreachable: %s", str(error).strip() or type(error).__name__)
                 return unavailable()
-            finally:
-                self.lock.release()
             self.failed_at = None
             log.info("database reachable again")
         return self.get_response(request)
