@@ -143,8 +143,10 @@ def stack(request, bake_once, baked_venv, user, workdir, postgres):
 
 # --- a missing secret key -------------------------------------------------------------------------------
 
-# One spelling of "missing" per server; the settings treat all three alike (tested in the bake's own tests).
-SECRET_VARIANTS = {"gunicorn": None, "uwsgi": "", "waitress": "   "}
+# One spelling of "missing" per server; the settings treat these and an unset or empty key alike (tested in
+# the bake's own tests). Unset or empty, bin/dyno generates one, as app.json's "generator": "secret" does
+# for a Deploy Button app, so on the real stack the key is set but blank.
+SECRET_VARIANTS = {"gunicorn": " ", "uwsgi": "\t", "waitress": "   "}
 
 
 def test_no_secret_key_the_dyno_refuses_to_start(stack):
