@@ -31,7 +31,7 @@ SUBSET = [
     "tests/test_isolation.py",
     "tests/test_bake.py",
     "-k",
-    "two_stacks or postgresql_programs or dyno_user_can_run or app_json_validates",
+    "two_stacks or postgresql_programs or dyno_user_can_run or may_enter or app_json_validates",
 ]
 
 
