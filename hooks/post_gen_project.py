@@ -61,6 +61,17 @@ UNNEEDED[("use_s3_media", False)] = [
     "docs/s3-media.md",
     f"{PACKAGE}/media_s3.py",
 ]
+# One package-manager file, or Heroku's Python buildpack fails the build; uv.lock is only baked for uv.
+UNNEEDED[("package_manager", "pip")] = [".github/workflows/ci-uv.yml", "docs/uv.md"]
+UNNEEDED[("package_manager", "uv")] = ["requirements.txt", "requirements-dev.txt", "docs/pip.md"]
+# Files another answer's variant replaces: the workflow is copied without rendering (GitHub's own expression
+# syntax), so its variants cannot be chosen by an empty rendered file name.
+REPLACED = {("package_manager", "uv"): {".github/workflows/ci-uv.yml": ".github/workflows/ci.yml"}}
+INSTALL = {
+    "pip": "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt",
+    "uv": "uv sync             # uv from PyPI: pip install uv",
+}
+RUN = {"pip": ".venv/bin/python", "uv": "uv run python"}
 
 
 def remove(relative_path):
@@ -76,14 +87,18 @@ def main():
         if ANSWERS[key] == value:
             for path in paths:
                 remove(path)
-    slug = ANSWERS["project_slug"]
+    for (key, value), moves in REPLACED.items():
+        if ANSWERS[key] == value:
+            for source, target in moves.items():
+                Path(source).replace(target)
+    slug, tool = ANSWERS["project_slug"], ANSWERS["package_manager"]
     print(
         f"\nBaked {slug} with {ANSWERS['wsgi_server']} behind nginx and PgBouncer "
         f"({ANSWERS['pgbouncer_pool_mode']} pool mode).\n\n"
         f"Next steps:\n"
         f"  cd {slug}\n"
-        f"  python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt\n"
-        f"  .venv/bin/python manage.py migrate && .venv/bin/python manage.py runserver\n"
+        f"  {INSTALL[tool]}\n"
+        f"  {RUN[tool]} manage.py migrate && {RUN[tool]} manage.py runserver\n"
         f"  bin/dyno web        # the Procfile's web process with nginx and PgBouncer, as on a dyno\n"
         f"Deploy: see README.md (Deploy button, or heroku create + heroku buildpacks:add in order).\n"
     )

@@ -57,6 +57,7 @@ CHOICES = {
     "task_broker": ("orm", "redis"),
     "cache": ("none", "redis", "memcached"),
     "use_s3_media": (True, False),
+    "package_manager": ("pip", "uv"),
 }
 HINTS = {
     "daphne": " (daphne is an ASGI server; this template serves WSGI behind nginx)",

@@ -508,6 +508,7 @@ REFUSALS = [
     ),
     ("check_choices", {"use_worker": 1}, "use one of true, false", "e.g. use_worker=true"),
     ("check_choices", {"cache": "memcache"}, "use one of none, redis, memcached", "e.g. cache=none"),
+    ("check_choices", {"package_manager": "poetry"}, "use one of pip, uv", "e.g. package_manager=pip"),
     (
         "check_combinations",
         {"task_broker": "redis", "use_worker": False},

@@ -46,6 +46,7 @@ READ_ELSEWHERE = {
     "AWS_ACCESS_KEY_ID": "boto3, from the environment",
     "AWS_SECRET_ACCESS_KEY": "boto3, from the environment",
     "FORWARDED_ALLOW_IPS": "gunicorn; the Python buildpack exports it on every dyno, and bin/dyno does too",
+    "UV_PYTHON_DOWNLOADS": "uv (docs/uv.md)",
 }
 ENVIRON_READS = [
     re.compile(r"""environ(?:\.get)?[\[(]\s*["']([A-Z][A-Z0-9_]*)["']"""),  # os.environ.get("X"), environ["X"]
@@ -68,6 +69,8 @@ PHRASES = {
     "cache=memcached": [r"memcach"],
     "redis": [r"\bredis\b", r"Key-Value Store"],
     "s3": [r"\bS3\b", r"django-storages", r"\bAWS_", r"boto3", r"s3-media"],
+    # A uv bake has no requirements files and no pip venv (docs/pip.md names uv only to say how to switch).
+    "pip": [r"requirements-dev\.txt", r"pip install -r", r"\.venv/bin/pip"],
 }
 
 
@@ -81,6 +84,7 @@ def chosen(answers):
         "cache=redis": answers["cache"] == "redis",
         "cache=memcached": answers["cache"] == "memcached",
         "s3": answers["use_s3_media"],
+        "pip": answers["package_manager"] == "pip",
     }
     groups["redis"] = groups["cache=redis"] or groups["broker=redis"]
     return groups
