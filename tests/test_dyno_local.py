@@ -201,6 +201,9 @@ def test_configured_services_win_and_dotenv_is_read(fresh, baked_venv, user):
         assert "dyno: DATABASE_URL is set: no local postgresql" in lines
         assert "db1= host=127.0.0.1 dbname=mydb port=5433" in lines
         assert "env DJANGO_LOCAL_HTTP=true" in lines
+        assert "env DJANGO_SECRET_KEY=(generated at start)" in lines  # app.json's generator
+        empty = dyno_command(user, fresh, dict(env, DJANGO_SECRET_KEY=""), "--dry-run", "web")
+        assert not any("DJANGO_SECRET_KEY" in line for line in empty.stdout.splitlines()), "an empty key was replaced"
         assert "starting" not in result.stdout, "a dry run started something"
 
         dotenv.write_text("GOOD=1\nthis line is not an assignment\n")

@@ -144,8 +144,8 @@ def stack(request, bake_once, baked_venv, user, workdir, postgres):
 # --- a missing secret key -------------------------------------------------------------------------------
 
 # One spelling of "missing" per server; the settings treat these and an unset or empty key alike (tested in
-# the bake's own tests). Unset or empty, bin/dyno generates one, as app.json's "generator": "secret" does
-# for a Deploy Button app, so on the real stack the key is set but blank.
+# the bake's own tests). Unset, bin/dyno generates one, as app.json's "generator": "secret" does for a
+# Deploy Button app; set, even empty or blank, it is passed on as it is.
 SECRET_VARIANTS = {"gunicorn": " ", "uwsgi": "\t", "waitress": "   "}
 
 
@@ -155,8 +155,7 @@ def test_no_secret_key_the_dyno_refuses_to_start(stack):
     stack.stop()
     variant = SECRET_VARIANTS[stack.server]
     env = {key: value for key, value in stack.env.items() if key != "DJANGO_SECRET_KEY"}
-    if variant is not None:
-        env["DJANGO_SECRET_KEY"] = variant
+    env["DJANGO_SECRET_KEY"] = variant
     log = stack.workdir / "no-secret.log"
     with rs.Dyno(stack.project, "web", env, stack.user, log, stack.postgres) as dyno:
         started = time.monotonic()

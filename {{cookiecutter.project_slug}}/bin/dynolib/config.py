@@ -4,7 +4,8 @@ Heroku gives a dyno its app's config vars; `heroku local` reads them from .env i
 bin/dyno, with the same rule: a variable already in your environment wins over the file. What app.json
 would generate for a Deploy Button app (`"generator": "secret"`) is generated once and kept in
 .dyno/config/, so sessions and signed cookies survive restarts. A variable app.json requires and nothing
-sets (the S3 option's bucket) stops the start with its description.
+sets (the S3 option's bucket) stops the start with its description. A variable set to an empty value is
+set: it is passed on as it is (the settings then refuse an empty DJANGO_SECRET_KEY, as on a dyno).
 """
 
 import json
@@ -63,7 +64,7 @@ def config_vars(environ, dry=False):
         say(f"read {len(values)} variables from .env{note}")
     missing = []
     for name, spec in app_json_env().items():
-        if env.get(name):
+        if name in env:  # set, even to nothing: yours, as a config var set empty on Heroku would be
             continue
         if spec.get("generator") == "secret":
             env[name] = "(generated at start)" if dry else generated(name)

@@ -16,10 +16,13 @@ def test_runs_locally_with_no_environment(fresh_settings):
     assert key.startswith("django-insecure")
 
 
-@pytest.mark.parametrize("secret", ["", "   "])
+@pytest.mark.parametrize("secret", [None, "", "   ", "\t"])
 def test_refuses_to_start_on_heroku_without_the_secret_key(fresh_settings, secret):
+    environ = {key: value for key, value in PRODUCTION.items() if key != "DJANGO_SECRET_KEY"}
+    if secret is not None:  # None: unset (fresh_settings passes on no DJANGO_SECRET_KEY of its own)
+        environ["DJANGO_SECRET_KEY"] = secret
     with pytest.raises(AssertionError, match="DJANGO_SECRET_KEY is not set"):
-        fresh_settings(SUMMARY, **{**PRODUCTION, "DJANGO_SECRET_KEY": secret})
+        fresh_settings(SUMMARY, **environ)
 
 
 def test_production_settings_on_heroku(fresh_settings):
