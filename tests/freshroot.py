@@ -116,8 +116,12 @@ def make_root(tarball, root):
         shutil.copy(path, local_cas / path.name)
     shutil.copy("/etc/ssl/certs/ca-certificates.crt", root / "etc/ssl/certs/ca-certificates.crt")
     (root / "etc/hostname").write_text("fresh\n")
-    with open(root / "etc/hosts", "a") as hosts:
-        hosts.write(f"127.0.1.1 fresh {socket.gethostname()}\n")  # the UTS name is this machine's (sudo asks)
+    # debootstrap's minbase writes no /etc/hosts; an installed Debian has this one (localhost included, which
+    # chromedriver's clients and others resolve). The UTS name is this machine's, and sudo looks it up.
+    (root / "etc/hosts").write_text(
+        f"127.0.0.1\tlocalhost\n127.0.1.1\tfresh {socket.gethostname()}\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+    )
     run_in_root(root, f"useradd --create-home --shell /bin/bash {CLOUD_USER}", timeout=120)
     sudoers = root / "etc/sudoers.d/90-cloud-init-users"
     sudoers.write_text(f"{CLOUD_USER} ALL=(ALL) NOPASSWD:ALL\n")
