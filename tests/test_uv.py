@@ -360,3 +360,15 @@ def test_cruft_update_reaches_a_uv_bake(tmp_path):
     assert not (project / "requirements.txt").exists() and not (project / "requirements-dev.txt").exists()
     run([UV, "lock", "--check"], cwd=project, env=uv_env())
     run([*CRUFT, "check"], cwd=project)
+
+
+@pytest.mark.parametrize("package_manager", ["pip", "uv"])
+def test_bin_dyno_advises_the_bakes_own_tool_for_its_venv(bake_once, package_manager):
+    """bin/dyno's "no .venv" and "cannot run .venv/bin/python" advice names the tool the bake uses."""
+    project = bake_once(package_manager=package_manager)
+    code = "import sys; sys.path.insert(0, 'bin'); from dynolib import venv_command; print(venv_command())"
+    advice = run([sys.executable, "-c", code], cwd=project).stdout.strip()
+    if package_manager == "uv":
+        assert advice.startswith("uv sync") and "requirements" not in advice
+    else:
+        assert advice.endswith("pip install -r requirements.txt") and (project / "requirements.txt").exists()

@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent.parent  # the project: bin/dynolib
 STATE = ROOT / ".dyno"  # everything bin/dyno writes (git-ignored)
 
 
+def venv_command():
+    """How this project's .venv is made, with a Python every user can run: uv's when it has a uv.lock."""
+    if (ROOT / "uv.lock").exists():
+        return "uv sync --python /usr/bin/python3"
+    return "/usr/bin/python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+
+
 class Fail(Exception):
     """A problem the user can fix: printed as a plain message, exit status 2."""
 

@@ -12,7 +12,7 @@ import os
 import pwd
 import subprocess
 
-from dynolib import ROOT, STATE, Fail, say
+from dynolib import ROOT, STATE, Fail, say, venv_command
 
 DEFAULT_USER = "dyno"
 
@@ -58,8 +58,7 @@ def unreachable(user):
         if os.path.lexists(python) and not os.access(python, os.X_OK):
             problems.append(
                 f"{user.pw_name} cannot run .venv/bin/python ({os.path.realpath(python)}): recreate the virtualenv "
-                "with a Python every user can run: rm -rf .venv && /usr/bin/python3 -m venv .venv && "
-                ".venv/bin/pip install -r requirements.txt"
+                f"with a Python every user can run: rm -rf .venv && {venv_command()}"
             )
         os.write(write, "\n".join(problems).encode())
         os._exit(0)

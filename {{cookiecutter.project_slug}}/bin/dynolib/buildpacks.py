@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import unquote
 
-from dynolib import ROOT, Fail, say
+from dynolib import ROOT, Fail, say, venv_command
 
 READY_FILE = Path("/tmp/app-initialized")  # both paths are fixed by the nginx buildpack
 NGINX_SOCKET = Path("/tmp/nginx.socket")
@@ -108,7 +108,7 @@ def build(config):
     env.pop("DYNO", None)  # a build runs without it: settings import with no config var
     python = find_program("python", env) or find_program("python3", env)
     if not python:
-        raise Fail("no python on PATH: create .venv with requirements.txt installed (see README.md)")
+        raise Fail(f"no python on PATH: create .venv ({venv_command()}), see README.md")
     say("no staticfiles/ yet: running collectstatic, as Heroku's Python buildpack does at build time")
     result = subprocess.run(
         [python, "manage.py", "collectstatic", "--noinput"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
@@ -247,7 +247,7 @@ def preflight(env, nginx, pgbouncer, app):
         if not find_program(name, env, sbin=True):
             problems.append(f"{name} is not installed: apt-get install {APT_PACKAGE[name]}")
     if "/" not in app[0] and not find_program(app[0], env):
-        problems.append(f"{app[0]} is not on PATH: activate the virtualenv (or create .venv) with requirements.txt")
+        problems.append(f"{app[0]} is not on PATH: activate the virtualenv or create .venv ({venv_command()})")
     for name in (env.get("PGBOUNCER_URLS") or "DATABASE_URL").split() if pgbouncer else ():
         if env.get(name) and not URL_FORM.match(env[name]):  # unset: bin/dyno's PostgreSQL will set it
             problems.append(url_problem(name, env[name]))
