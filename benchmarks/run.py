@@ -386,26 +386,8 @@ class Run:
             dyno.reset_peak()
         before = [dyno.stats() for dyno in dynos]
         noise = st.Noise()
-        watcher = subprocess.Popen(
-            [
-                str(self.venv / "bin" / "python"),
-                str(BENCH / "pgwatch.py"),
-                "--socket-dir",
-                str(self.postgres.sockets),
-                "--port",
-                str(self.postgres.port),
-                "--database",
-                config["database"],
-                "--seconds",
-                str(seconds + 30),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=st.die_with_parent,
-        )
+        watcher = self.pgwatch(config, seconds)
         try:
-            watcher.stderr.readline()  # "ready": its own connection is open and the first count taken
             url = f"http://127.0.0.1:{st.PORT}{path}"
             loads = [dyno.popen(loadgen.wrk_command(url, concurrency, seconds)) for dyno in dynos]
             outputs = []
