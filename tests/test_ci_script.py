@@ -43,6 +43,28 @@ def test_readme_command_1_installs_what_a_fresh_image_lacks_and_never_pip_instal
     ]
 
 
+@pytest.mark.parametrize("readme", ["README.md", "benchmarks/README.md"])
+def test_no_command_in_the_readmes_runs_pip_outside_a_venv(readme):
+    """PEP 668 refuses pip on the system Python and fresh images have none: every pip in a shown command
+    is a venv's (`.venv/bin/pip`), in the set-up commands and the benchmark's alike."""
+    text = (ROOT / readme).read_text()
+    blocks = re.findall(r"```(?:bash|sh|console)?\n(.*?)```", text, re.DOTALL)
+    # Inline commands are the spans that chain steps; `pip install` alone in prose names what is refused.
+    shown = blocks + [span for span in re.findall(r"`([^`\n]+)`", text) if "&&" in span]
+    pips = []
+    for command in shown:
+        words = command.replace("&&", " ").split()
+        for index, word in enumerate(words):
+            if (
+                word in ("pip", "pip3")
+                or word.endswith(("/pip", "/pip3"))
+                or words[index - 1 : index + 1] == ["-m", "pip"]
+            ):
+                pips.append(word)
+    assert pips, f"{readme} shows no pip command: this test would check nothing"
+    assert set(pips) == {".venv/bin/pip"}, pips
+
+
 def test_readme_command_2_is_the_ci_script_and_the_test_command_is_what_it_runs():
     commands = readme_commands()
     assert commands["2"] == "sudo bash .ci/run"
