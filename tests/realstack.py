@@ -484,12 +484,19 @@ class Dyno:
         """{pid: command line} of bin/dyno's direct children."""
         return {pid: cmd for pid, (ppid, _s, _u, cmd) in process_table().items() if ppid == self.process.pid}
 
-    def app_pid(self):
+    def app_pid(self, timeout=5):
+        """The app among bin/dyno's children. bin/dyno is a subreaper, so a killed process's children are
+        briefly its children too while they die (an empty command line once exiting): wait them out."""
         others = ("tail ", "nginx", "pgbouncer", "postgres", "redis-server", "memcached")  # add-ons: bin/dyno's
-        apps = [pid for pid, cmd in self.children().items() if not any(word in cmd for word in others)]
-        if len(apps) != 1:
-            self.fail(f"expected one app process among bin/dyno's children, found {self.children()}")
-        return apps[0]
+        deadline = time.monotonic() + timeout
+        while True:
+            children = self.children()
+            apps = [pid for pid, cmd in children.items() if cmd and not any(word in cmd for word in others)]
+            if len(apps) == 1:
+                return apps[0]
+            if time.monotonic() > deadline:
+                self.fail(f"expected one app process among bin/dyno's children, found {children}")
+            time.sleep(0.1)
 
     def app_environ(self):
         """The environment bin/dyno gave the app, read from /proc (we are root or the same user)."""
