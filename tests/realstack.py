@@ -554,3 +554,44 @@ def prepare_project(baked, workdir, user, venv, build=True):
         env = base_env(user, venv)
         run_as(user, [f"{venv}/bin/python", "manage.py", "collectstatic", "--noinput"], env=env, cwd=project)
     return project
+
+
+class TableLock:
+    """Holds an ACCESS EXCLUSIVE lock on `table` (as the superuser) until release(), so that queries on it wait.
+
+    `stack` is any object with the stack's postgres, database and user."""
+
+    def __init__(self, stack, table="core_exampleresult"):
+        self.stack = stack
+        pg = stack.postgres
+        self.process = subprocess.Popen(
+            ["psql", "-X", "-q", "-h", str(pg.sockets), "-p", str(pg.port), "-U", "postgres", "-d", stack.database]
+            + ["-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            **stack.user.popen_kwargs(),
+        )
+        self.process.stdin.write(f"BEGIN;\nLOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;\n\\echo locked\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        assert line.strip() == "locked", line
+
+    def waiters(self):
+        """How many of the database's sessions wait for a lock."""
+        rows = self.stack.postgres.sql(
+            "SELECT count(*) FROM pg_stat_activity "
+            f"WHERE datname = '{self.stack.database}' AND wait_event_type = 'Lock'"
+        )
+        return int(rows[0][0])
+
+    def release(self):
+        if self.process.poll() is None:
+            self.process.stdin.write("ROLLBACK;\n")
+            self.process.stdin.close()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)

@@ -102,41 +102,6 @@ def stack(request, bake_once, baked_venv, user, workdir, postgres):
     s.stop()
 
 
-class TableLock:
-    """Holds an ACCESS EXCLUSIVE lock on a table (as the superuser) until release()."""
-
-    def __init__(self, stack, table="core_exampleresult"):
-        pg = stack.postgres
-        self.process = subprocess.Popen(
-            ["psql", "-X", "-q", "-h", str(pg.sockets), "-p", str(pg.port), "-U", "postgres", "-d", stack.database],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            **stack.user.popen_kwargs(),
-        )
-        self.process.stdin.write(f"BEGIN;\nLOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;\n\\echo locked\n")
-        self.process.stdin.flush()
-        assert self.process.stdout.readline().strip() == "locked"
-
-    def release(self):
-        if self.process.poll() is None:
-            self.process.stdin.write("ROLLBACK;\n")
-            self.process.stdin.close()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-
-def lock_waiters(stack):
-    rows = stack.postgres.sql(
-        f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{stack.database}' AND wait_event_type = 'Lock'"
-    )
-    return int(rows[0][0])
-
-
 SHOW = """
 from django.db import connection
 with connection.cursor() as c:
@@ -170,10 +135,10 @@ def test_statement_timeout_through_pgbouncer(stack):
     shown = stack.shell(SHOW).stdout
     assert f"TIMEOUT {STATEMENT_TIMEOUT}s" in shown, shown
     assert stack.get("/")[0] == 200
-    lock = TableLock(stack)
+    lock = rs.TableLock(stack)
     try:
         status, elapsed, _, _ = stack.get("/")
-        waiting_after = lock_waiters(stack)
+        waiting_after = lock.waiters()
     finally:
         lock.release()
     report(f"statement_timeout ({stack.mode})", page_status=status, page_s=elapsed, timeout_s=STATEMENT_TIMEOUT)
@@ -202,7 +167,7 @@ def test_set_local_raises_it_for_one_transaction(stack):
 def test_migrations_run_without_the_timeout(stack):
     """Straight to PostgreSQL (the release phase, `heroku run`), migrate waits for a lock longer than the
     timeout instead of failing the release."""
-    lock = TableLock(stack, table="django_migrations")
+    lock = rs.TableLock(stack, table="django_migrations")
     holder = threading.Timer(STATEMENT_TIMEOUT + 2, lock.release)
     holder.start()
     started = time.monotonic()

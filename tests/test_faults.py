@@ -316,57 +316,6 @@ def test_app_json_bounds_the_pgbouncer_queue_wait(bake_once):
 # --- a WSGI worker killed in the middle of a request ------------------------------------------------------
 
 
-class TableLock:
-    """Holds an ACCESS EXCLUSIVE lock on core_exampleresult, so that GET / (which counts its rows) waits."""
-
-    def __init__(self, stack):
-        self.stack = stack
-        pg = stack.postgres
-        self.process = subprocess.Popen(
-            [
-                "psql",
-                "-X",
-                "-q",
-                "-h",
-                str(pg.sockets),
-                "-p",
-                str(pg.port),
-                "-U",
-                "postgres",
-                "-d",
-                stack.database,
-                "-v",
-                "ON_ERROR_STOP=1",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            **stack.user.popen_kwargs(),
-        )
-        self.process.stdin.write("BEGIN;\nLOCK TABLE core_exampleresult IN ACCESS EXCLUSIVE MODE;\n\\echo locked\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line.strip() == "locked", line
-
-    def waiters(self):
-        rows = self.stack.postgres.sql(
-            "SELECT count(*) FROM pg_stat_activity "
-            f"WHERE datname = '{self.stack.database}' AND wait_event_type = 'Lock'"
-        )
-        return int(rows[0][0])
-
-    def release(self):
-        if self.process.poll() is None:
-            self.process.stdin.write("ROLLBACK;\n")
-            self.process.stdin.close()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-
 def socket_inodes(pid):
     inodes = set()
     try:
@@ -409,7 +358,7 @@ def test_wsgi_worker_killed_mid_request(stack):
     web = stack.running()
     app = web.app_pid()
     workers_before = set(descendants(app))
-    lock = TableLock(stack)
+    lock = rs.TableLock(stack)
     result = {}
     try:
         request = threading.Thread(target=lambda: result.update(page=stack.get("/", timeout=40)))
