@@ -30,23 +30,24 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "28"))
 # SIGTERM as a graceful stop (stop accepting, let each worker finish its request), and a sync worker that
 # gets SIGTERM directly does the same, so nothing is cut short before this many seconds, well inside 30.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
-# Import the project once, in the master, and fork the workers from it. Each worker then starts in
-# milliseconds instead of importing Django again, which matters because max_requests below recycles a
-# worker every few seconds under load (2 workers at ~700 req/s per dyno). The forked workers also share
-# the imported code's pages, so the dyno's PSS is lower. The app opens no database connection at import
-# (core/apps.py talks to PgBouncer's console and closes it), so no socket is shared across the fork.
-# Measured (benchmarks/run.py --quick, gunicorn and peer 1 in each run, two runs each way on a shared
-# 2-core machine): the web dyno's PSS 103 and 106 MB without, 79 and 81 MB with (peer 1, which preloads
-# too: 74 to 104 MB). The saving wears off as workers run and Python writes to the shared objects
-# (reference counts, the garbage collector): in the full run one worker held 41 MB of its own and the dyno
-# 103 MB, level with peer 1's 105. /bench/db/ throughput moved within the machine's noise, 0.7 to 1.5 times
-# peer 1's either way.
+# Import the project once, in the master, and fork the workers from it: a worker that is replaced starts
+# in milliseconds instead of importing Django again, and the forked workers share the imported code's
+# pages. The app opens no database connection at import (core/apps.py talks to PgBouncer's console and
+# closes it), so no socket is shared across the fork. Measured (benchmarks/run.py --quick, two runs each
+# way on a shared 2-core machine): the web dyno's PSS 79 and 81 MB with it, 103 and 106 MB without; the
+# saving wears off as workers run and Python writes to the shared objects (reference counts, the garbage
+# collector).
 preload_app = True
-# Recycle workers now and then so a slow memory leak can't reach the dyno's limit (R14). Each worker
-# draws its own limit from max_requests to max_requests + jitter: with a jitter as large as half of it,
-# workers that share the load evenly reach their limits hundreds of requests apart, not in the same
-# second, which would leave the dyno with no worker while the new ones boot.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
+# Replace a worker whose memory has grown past this, so that a leak ends in a fresh worker rather than in
+# the dyno swapping (R14), checked after each request. Not every N requests (max_requests): at the rates a
+# dyno reaches, that replaced each worker every second or two, and each replacement's fresh connections
+# and cold caches cost a fifth of the throughput and put a p99 of 400 ms on a view whose p99 is 56 to 80 ms
+# without it (benchmarks/README.md). 200 MB per worker leaves a 512 MB dyno room for two, the master,
+# nginx and PgBouncer; a worker serving ordinary views holds about 50 (tests/test_worker_recycling.py).
+max_worker_rss_mb = int(os.environ.get("GUNICORN_MAX_WORKER_RSS_MB", "200"))
+# Recycling by request count stays available for an app that wants it; each worker then draws its own
+# limit from max_requests to max_requests + jitter, so workers that share the load recycle apart.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", str(max_requests // 2)))
 
 # nginx writes the access log with the request id and timings; gunicorn's own would repeat it.
@@ -60,3 +61,25 @@ def when_ready(server):
     # The socket is bound and listening: connections queue until a worker accepts them.
     READY_FILE.touch()
     server.log.info("touched %s", READY_FILE)
+
+
+def post_request(worker, req, environ, resp):
+    rss_mb = resident_mb()
+    if rss_mb > max_worker_rss_mb and worker.alive:
+        # The worker finishes this request, exits, and the master forks a fresh one.
+        worker.alive = False
+        worker.log.warning(
+            "worker %s holds %d MB (GUNICORN_MAX_WORKER_RSS_MB=%d): replacing it", worker.pid, rss_mb, max_worker_rss_mb
+        )
+
+
+def resident_mb():
+    """This process's resident memory in MB (Linux; elsewhere 0, and workers are never replaced)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * PAGE_SIZE // 2**20
+    except OSError:
+        return 0
+
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
