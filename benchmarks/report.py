@@ -294,11 +294,17 @@ def scale_table(results):
     limit = results.get("scale_limit", {})
     lines = [
         f"PostgreSQL with max_connections {limit.get('max_connections')} ({limit.get('ordinary')} ordinary "
-        "connections, as a Heroku Postgres Essential-0 plan), each web dyno under "
-        f"{first_level_value(results, 'clients_per_dyno')} clients on `/bench/db/` for "
-        f"{first_level_value(results, 'seconds')} s; our stacks also run their worker dyno (qcluster, ORM broker). "
-        "Prediction: `connection_budget --plan essential-0` for our stacks, processes × threads per dyno "
-        "(persistent connections) for the peers.",
+        "connections for the app, as a Heroku Postgres Essential-0 plan). Each level, with two direct "
+        "connections held open as the app's role (the release phase and a `heroku run` console, which "
+        "`connection_budget` counts): first a database stall, the worst case for connections (a table that "
+        f"every request and task reads, locked for {first_level_value(results, 'stall_seconds')} s while "
+        f"{first_level_value(results, 'clients_per_dyno')} clients per web dyno ask for a view that reads it and "
+        "the worker dyno, where the stack has one, gets tasks that read it: every Django connection waits in a "
+        "transaction, so every PgBouncer opens all it may, its reserve included), then steady load: "
+        f"{first_level_value(results, 'clients_per_dyno')} clients per web dyno on `/bench/db/` for "
+        f"{first_level_value(results, 'seconds')} s (req/s, served and p99 are this part's). Errors count both "
+        "parts and PostgreSQL's refusals. Prediction: `connection_budget --plan essential-0` for our stacks; "
+        "processes × threads per dyno (persistent connections) + the 2 direct for the peers.",
         "",
         "| configuration | pools (pool + reserve) | web dynos | predicted | req/s | served | errors (kinds) "
         "| p99 ms | PostgreSQL backends at peak |",

@@ -84,6 +84,15 @@ DB_VIEW = "/bench/db/"
 HEALTH_BEFORE = "/bench/health-connect/"
 # Scale-out: ordinary connections of a Heroku Postgres Essential-0 database (its plan limit, 20).
 ESSENTIAL_0_CONNECTIONS = 20
+# Each scale-out level opens with a database stall (a table every request and task reads, locked this long),
+# which puts every dyno at its worst case: each Django connection waits in a transaction, so each PgBouncer
+# opens all it may, the reserve included once clients have waited reserve_pool_timeout (5 s). Below the
+# app's query_wait_timeout (10 s), so that a dyno within its budget loses no request to it.
+STALL_SECONDS = 7
+STALL_PATH = "/bench/stall/"
+# What connection_budget counts besides the dynos (the release phase and a `heroku run` console): held open,
+# straight to PostgreSQL as the app's role, through each scale-out level.
+DIRECT_CONNECTIONS = 2
 # Log lines that say why a scale-out request failed, counted per dyno count (PostgreSQL's log and the
 # dynos' own output: PgBouncer's lines and Django's tracebacks).
 FAILURE_SIGNS = {
@@ -160,6 +169,10 @@ class Run:
             config["vars"] = st.config_vars(project, **extra)
             config["env"] = self.env(config)
             st.release(f"{name}-release", project, config["env"], self.user, self.workdir, self.postgres)
+            self.postgres.sql(
+                f"CREATE TABLE bench_stall (id int); ALTER TABLE bench_stall OWNER TO {rs.Postgres.APP_USER}",
+                database=config["database"],
+            )
             config["big_static"] = st.static_path(project)
 
     def env(self, config):
@@ -447,10 +460,10 @@ class Run:
 
     def limit_connections(self):
         """Restart PostgreSQL so that the app's role gets exactly 20 connections: max_connections = 20 + the
-        superuser's reserve + 1 for pgwatch.py (a superuser connection takes an ordinary slot while one is
-        free, and PostgreSQL refuses other roles once only the reserve is left)."""
+        superuser's reserve + 2 for pgwatch.py and the stall's lock (a superuser connection takes an ordinary
+        slot while one is free, and PostgreSQL refuses other roles once only the reserve is left)."""
         reserved = int(self.postgres.sql("SHOW superuser_reserved_connections")[0][0])
-        self.postgres.sql(f"ALTER SYSTEM SET max_connections = {ESSENTIAL_0_CONNECTIONS + reserved + 1}")
+        self.postgres.sql(f"ALTER SYSTEM SET max_connections = {ESSENTIAL_0_CONNECTIONS + reserved + 2}")
         rs.run_as(
             self.user,
             ["pg_ctl", "-D", self.postgres.data, "-l", self.postgres.base / "postgres.log", "-m", "fast", "-w"]
@@ -458,8 +471,8 @@ class Run:
             timeout=90,
         )
         limit = int(self.postgres.sql("SHOW max_connections")[0][0])
-        log(f"PostgreSQL restarted with max_connections {limit} ({limit - reserved - 1} for the app)")
-        return {"max_connections": limit, "superuser_reserved": reserved, "ordinary": limit - reserved - 1}
+        log(f"PostgreSQL restarted with max_connections {limit} ({limit - reserved - 2} for the app)")
+        return {"max_connections": limit, "superuser_reserved": reserved, "ordinary": limit - reserved - 2}
 
     def budget(self, config, formation, pool, reserve):
         """What the bake's `connection_budget` says of this formation on Essential-0: fits, and its advice."""
@@ -512,8 +525,8 @@ class Run:
                 level = {"formation": formation}
                 if peer:
                     per_dyno = st.PEERS[peer]["backends_per_dyno"](int(config["env"].get("WEB_CONCURRENCY", 2)))
-                    level["predicted_fits"] = per_dyno * count <= ESSENTIAL_0_CONNECTIONS
-                    level["prediction"] = f"{count} x {per_dyno} connections per dyno"
+                    level["predicted_fits"] = per_dyno * count + DIRECT_CONNECTIONS <= ESSENTIAL_0_CONNECTIONS
+                    level["prediction"] = f"{count} x {per_dyno} connections per dyno + {DIRECT_CONNECTIONS} direct"
                     pools = None
                 else:
                     budget = self.budget(config, formation, app_pool, app_reserve)
@@ -595,18 +608,49 @@ class Run:
         return dyno
 
     def scale_level(self, config, webs, worker):
+        """The stall (every dyno at its worst case), then steady load, with the direct connections held."""
         seconds, clients = self.profile["scale_seconds"], self.profile["scale_clients"]
         pg_log = self.postgres.base / "postgres.log"
         pg_mark = pg_log.stat().st_size
         marks = [len(dyno.output) for dyno in webs + ([worker] if worker else [])]
-        watcher = self.pgwatch(config, seconds)
+        watcher = self.pgwatch(config, STALL_SECONDS + seconds)
+        held = [
+            self.psql_as_app(config, f"SELECT pg_sleep({STALL_SECONDS + seconds + 3})")
+            for _ in range(DIRECT_CONNECTIONS)
+        ]
         try:
+            lock = self.psql_superuser(
+                config,
+                f"BEGIN; LOCK TABLE bench_stall IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({STALL_SECONDS}); COMMIT;",
+            )
+            time.sleep(0.5)  # the lock is taken
+            if worker:
+                # Tasks that read the locked table: the worker dyno's processes wait in the stall too.
+                enqueue = f"http://127.0.0.1:{st.PORT}/bench/enqueue/?n=6"
+                webs[0].run(
+                    [
+                        sys.executable,
+                        "-c",
+                        f"import urllib.request as u; u.urlopen(u.Request({enqueue!r}, "
+                        "headers={'X-Forwarded-Proto': 'https', 'Host': 'localhost'}), timeout=30).read()",
+                    ],
+                    40,
+                )
+            stall_url = f"http://127.0.0.1:{st.PORT}{STALL_PATH}"
+            stalls = [
+                dyno.popen(loadgen.wrk_command(stall_url, clients, STALL_SECONDS + 1, timeout=30)) for dyno in webs
+            ]
+            stall_outputs = [communicate(process, STALL_SECONDS + 40) for process in stalls]
+            communicate(lock, 30)
             url = f"http://127.0.0.1:{st.PORT}{DB_VIEW}"
             loads = [dyno.popen(loadgen.wrk_command(url, clients, seconds)) for dyno in webs]
             outputs = [communicate(process, seconds + 40) for process in loads]
             time.sleep(1)  # PgBouncer's and Django's last lines reach the logs
         finally:
             pg = stop_watch(watcher)
+            for process in held:
+                process.kill()
+                process.wait()
         with open(pg_log, "rb") as handle:
             handle.seek(pg_mark)
             pg_text = handle.read().decode(errors="replace")
@@ -619,15 +663,19 @@ class Run:
             **{sign: dyno_text.count(text) for sign, text in FAILURE_SIGNS.items()},
         }
         per_dyno = [loadgen.parse_wrk(out, seconds) for out in outputs]
-        http_errors = sum(d["non_2xx"] for d in per_dyno)
+        per_dyno_stall = [loadgen.parse_wrk(out, STALL_SECONDS + 1) for out in stall_outputs]
         kinds = ("connect", "read", "write", "timeout")
-        socket_errors = {key: sum(d["socket_errors"].get(key, 0) for d in per_dyno) for key in kinds}
+        every = per_dyno + per_dyno_stall
+        http_errors = sum(d["non_2xx"] for d in every)
+        socket_errors = {key: sum(d["socket_errors"].get(key, 0) for d in every) for key in kinds}
         failures["http_5xx"] = http_errors
         failures.update({f"socket_{key}": value for key, value in socket_errors.items() if value})
         return {
             "web_dynos": len(webs),
             "clients_per_dyno": clients,
             "seconds": seconds,
+            "stall_seconds": STALL_SECONDS,
+            "stall_requests": sum(d["requests"] for d in per_dyno_stall),
             "ok_per_s": round(sum(d["ok_per_s"] or 0 for d in per_dyno), 1),
             "requests": sum(d["requests"] for d in per_dyno),
             "ok": sum(d["requests"] - d["non_2xx"] for d in per_dyno),
@@ -636,8 +684,36 @@ class Run:
             "p99_ms": worst(d["percentiles_ms"].get("99") for d in per_dyno),
             "peak_backends": pg.get("peak_backends"),
             "postgres": pg,
-            "dynos_failing": sum(1 for d in per_dyno if d["non_2xx"] or sum(d["socket_errors"].values())),
+            "dynos_failing": sum(1 for d in every if d["non_2xx"] or sum(d["socket_errors"].values())),
         }
+
+    def psql_superuser(self, config, query):
+        command, kwargs = rs.user_command(
+            self.user,
+            ["psql", "-X", "-q", "-h", self.postgres.sockets, "-p", self.postgres.port, "-U", "postgres"]
+            + ["-d", config["database"], "-v", "ON_ERROR_STOP=1", "-c", query],
+        )
+        return self.popen_psql(command, kwargs)
+
+    def psql_as_app(self, config, query):
+        """A direct connection as the app's role (TLS, password), like the release phase or `heroku run`."""
+        dsn = (
+            f"host=127.0.0.1 port={self.postgres.port} dbname={config['database']} user={rs.Postgres.APP_USER} "
+            f"password={rs.Postgres.APP_PASSWORD}"
+        )
+        command, kwargs = rs.user_command(self.user, ["psql", "-X", "-q", dsn, "-c", query])
+        return self.popen_psql(command, kwargs)
+
+    def popen_psql(self, command, kwargs):
+        return subprocess.Popen(
+            command,
+            env={**os.environ, "PATH": rs.tools_path()},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            **kwargs,
+        )
 
     def pgwatch(self, config, seconds):
         watcher = subprocess.Popen(

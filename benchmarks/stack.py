@@ -89,6 +89,28 @@ def health_connect(request):
 def upload(request):
     # request.body reads the whole body from the server: a slow uploader holds whoever runs this view.
     return JsonResponse({"received": len(request.body)})
+
+
+def stall(request):
+    # Reads the table the scale-out's database stall locks (run.py): while it is locked, this waits on a
+    # PostgreSQL connection of its own, as every request does behind a migration's lock or a slow query.
+    stall_task()
+    return JsonResponse({"status": "ok"})
+
+
+def stall_task():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM bench_stall")
+        cursor.fetchone()
+
+
+def enqueue(request):
+    # Tasks for the worker dyno that read the stalled table too (the worker's share of the stall).
+    from django_q.tasks import async_task
+
+    for _ in range(int(request.GET.get("n", "4"))):
+        async_task("core.bench_views.stall_task")
+    return JsonResponse({"enqueued": int(request.GET.get("n", "4"))})
 '''
 BENCH_URLS = """
 # Added by benchmarks/stack.py for the benchmark only.
@@ -99,6 +121,8 @@ urlpatterns += [
     path("bench/db/", bench_views.db),
     path("bench/upload/", bench_views.upload),
     path("bench/health-connect/", bench_views.health_connect),
+    path("bench/stall/", bench_views.stall),
+    path("bench/enqueue/", bench_views.enqueue),
 ]
 """
 # The peers: what a Heroku Django user runs instead of this stack, each from its own documented

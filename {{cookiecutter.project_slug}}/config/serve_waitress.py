@@ -30,8 +30,12 @@ def main():
         application,
         unix_socket=SOCKET,
         unix_socket_perms="660",
-        # Threads share one process's memory; each holds one database connection to PgBouncer.
-        threads=int(os.environ.get("WAITRESS_THREADS", "8")),
+        # Threads share one process's memory; each holds one database connection to PgBouncer. As many as
+        # app.json's PgBouncer pool (5): more would only queue in PgBouncer, and after 5 s of that it opens
+        # its reserve, so the dyno's PostgreSQL connections would go from 5 to 7 in a stall. 5 and 8 threads
+        # did the same within the machine's noise on the benchmark's /bench/db/ (1400 to 1950 req/s for two
+        # dynos, two runs each at 32 and 256 clients).
+        threads=int(os.environ.get("WAITRESS_THREADS", "5")),
         # nginx queues requests on the socket when every thread is busy.
         backlog=int(os.environ.get("WAITRESS_BACKLOG", "2048")),
         connection_limit=int(os.environ.get("WAITRESS_CONNECTION_LIMIT", "1000")),

@@ -1,7 +1,10 @@
-"""Does `dynos x (pool + reserve)` fit the Postgres plan's connection limit?
+"""Does the formation fit the Postgres plan's connection limit?
 
-Each dyno's PgBouncer opens at most PGBOUNCER_DEFAULT_POOL_SIZE + PGBOUNCER_RESERVE_POOL_SIZE connections
-to PostgreSQL. One-off dynos (`heroku run`) and the release phase connect directly, one connection each.
+Each dyno's PgBouncer opens at most PGBOUNCER_DEFAULT_POOL_SIZE + PGBOUNCER_RESERVE_POOL_SIZE connections to
+PostgreSQL, and no more than the dyno has Django connections in use at once: a PgBouncer client holds a
+PostgreSQL connection only while it runs a transaction (transaction mode) or while it is open (session mode,
+where Django closes its connection after each request). So a dyno counts min(pool + reserve, its clients).
+One-off dynos (`heroku run`) and the release phase connect directly, one connection each.
 """
 
 import os
@@ -24,6 +27,29 @@ PLAN_LIMITS = {
 DIRECT_CONNECTIONS = 2
 
 
+def database_clients(process_type):
+    """(Django connections of one dyno of this type that can be in use at once, why), or (None, why) when
+    this command cannot know (a process type of your own: counted at pool + reserve)."""
+    if process_type == "web":
+{% if cookiecutter.wsgi_server == "waitress" %}
+        threads = int(os.environ.get("WAITRESS_THREADS") or "5")
+        return threads, f"waitress: WAITRESS_THREADS {threads} threads, a connection each"
+{% else %}
+        # Sync workers: one request, so one connection, at a time per process.
+        processes = int(os.environ.get("WEB_CONCURRENCY") or "2")
+        return processes, f"{{ cookiecutter.wsgi_server }}: WEB_CONCURRENCY {processes} processes, one request each"
+{% endif %}
+{% if cookiecutter.use_worker %}
+    if process_type == "worker":
+        workers = settings.Q_CLUSTER["workers"]
+        # Besides the workers' tasks: the monitor saves results, the sentinel runs the scheduler (every 30 s),
+        # and with the ORM broker the pusher fetches tasks from PostgreSQL; each is a process of its own.
+        others = ["monitor", "scheduler"] + (["pusher"] if "orm" in settings.Q_CLUSTER else [])
+        return workers + len(others), f"qcluster: Q_WORKERS {workers} + {', '.join(others)}"
+{% endif %}
+    return None, "not known to this command"
+
+
 def procfile_formation(procfile=None):
     """One dyno of each Procfile process type that runs bin/start-pgbouncer: "web=1,worker=1", or "web=1"."""
     procfile = procfile or settings.BASE_DIR / "Procfile"
@@ -42,6 +68,15 @@ def parse_formation(text):
             raise CommandError(f"--dynos expects process=count pairs like web=2,worker=1, not {part!r}")
         formation[name] = int(quantity)
     return formation
+
+
+def pooled_connections(formation, per_dyno_limit):
+    """PostgreSQL connections all the formation's PgBouncers can open when each may open per_dyno_limit."""
+    total = 0
+    for name, quantity in formation.items():
+        clients, _ = database_clients(name)
+        total += quantity * (per_dyno_limit if clients is None else min(per_dyno_limit, clients))
+    return total
 
 
 class Command(BaseCommand):
@@ -69,19 +104,33 @@ class Command(BaseCommand):
         else:
             source = "--max-connections"
         per_dyno = pool + reserve
-        pooled = sum(formation.values()) * per_dyno
-        total = pooled + DIRECT_CONNECTIONS
         for name, quantity in formation.items():
-            self.stdout.write(f"{name}: {quantity} dyno(s) x ({pool} pool + {reserve} reserve) = {quantity * per_dyno}")
+            clients, why = database_clients(name)
+            each = per_dyno if clients is None else min(per_dyno, clients)
+            self.stdout.write(
+                f"{name}: {quantity} dyno(s) x {each} = {quantity * each} "
+                f"(pool {pool} + reserve {reserve}; clients at once: {clients if clients is not None else '?'}, {why})"
+            )
+        total = pooled_connections(formation, per_dyno) + DIRECT_CONNECTIONS
         self.stdout.write(f"direct (release phase, heroku run): {DIRECT_CONNECTIONS}")
         self.stdout.write(f"total: {total} of {max_connections} ({source})")
         if total > max_connections:
-            dyno_count = max(sum(formation.values()), 1)
-            fitting = (max_connections - DIRECT_CONNECTIONS) // dyno_count
+            fitting = [
+                limit
+                for limit in range(1, per_dyno)
+                if pooled_connections(formation, limit) + DIRECT_CONNECTIONS <= max_connections
+            ]
+            if fitting:
+                advised_pool = max(fitting[-1] - 1, 1)
+                advice = (
+                    f"keep pool + reserve at {fitting[-1]} or less (e.g. PGBOUNCER_DEFAULT_POOL_SIZE={advised_pool} "
+                    f"PGBOUNCER_RESERVE_POOL_SIZE={fitting[-1] - advised_pool}), "
+                )
+            else:
+                advice = "no pool size fits: "
             raise CommandError(
-                f"does not fit: {total} > {max_connections}. With {dyno_count} dynos, keep pool + reserve at "
-                f"{fitting} or less (e.g. PGBOUNCER_DEFAULT_POOL_SIZE={max(fitting - 1, 1)} "
-                f"PGBOUNCER_RESERVE_POOL_SIZE=1), scale down, or move to a larger plan."
+                f"does not fit: {total} > {max_connections}. With {dynos}, {advice}scale down, or move to a "
+                f"larger plan."
             )
         self.stdout.write(self.style.SUCCESS(f"fits, with {max_connections - total} connections to spare"))
 
