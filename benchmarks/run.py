@@ -204,8 +204,7 @@ class Run:
             # Warm up: every worker has imported Django and opened its database connection.
             dyno.loadgen("throughput", "--target", TCP, "--path", DB_VIEW, "--concurrency", "4", "--seconds", "2")
             result["hop"] = self.hop(dyno, config)
-            # Memory after a few ordinary requests: a worker the hop test just recycled (max_requests)
-            # has imported Django again and opened its connection.
+            # Memory after a few ordinary requests, every worker with its connection open.
             dyno.loadgen("throughput", "--target", TCP, "--path", DB_VIEW, "--concurrency", "2", "--seconds", "1")
             time.sleep(0.5)
             result["memory_idle"] = dyno.memory()
