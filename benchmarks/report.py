@@ -595,7 +595,7 @@ def scale_plot(results, path):
             failed.plot(counts, [connection_errors(level) for level in rows.values()], **style)
     limit = results.get("scale_limit", {})
     for axis, title in (
-        (served, "requests served (2xx)"),
+        (served, "requests served (2xx, steady load)"),
         (failed, "failed requests + connections PostgreSQL refused"),
     ):
         axis.set_xscale("log", base=2)
@@ -609,7 +609,7 @@ def scale_plot(results, path):
     figure.legend(handles, labels, loc="lower center", ncol=2, frameon=False, fontsize=8.5)
     figure.suptitle(
         f"Scale-out on one PostgreSQL with {limit.get('ordinary')} ordinary connections (Essential-0), "
-        "steady load on every web dyno",
+        "a database stall, then steady load, on every web dyno",
         fontsize=11,
     )
     figure.tight_layout(rect=(0, 0.22, 1, 0.95))

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Measure what the stack is for, against what Heroku users run today, in one run on this machine.
 
-    sudo python3 benchmarks/run.py            # the full run (about 30 minutes on 2 cores)
-    sudo python3 benchmarks/run.py --quick    # fewer levels, shorter windows (about 20 minutes)
+    sudo .venv/bin/python benchmarks/run.py            # the full run (about 30 minutes on 2 cores)
+    sudo .venv/bin/python benchmarks/run.py --quick    # fewer levels, shorter windows (about 20 minutes)
 
 Bakes the template once per WSGI server, builds each bake as Heroku would (collectstatic), runs the
 release phase, and measures every configuration in the same run:
@@ -795,7 +795,7 @@ class Run:
 
     def meta(self):
         return {
-            "command": " ".join(["sudo python3 benchmarks/run.py", *sys.argv[1:]]),
+            "command": " ".join(["sudo", python_as_typed(), "benchmarks/run.py", *sys.argv[1:]]),
             "argv": sys.argv[1:],
             "profile": "quick" if self.args.quick else "full",
             "settings": {
@@ -853,6 +853,12 @@ def template_revision():
 
     changed = git("status", "--porcelain", "--", ".", ":(exclude)benchmarks")
     return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_changes": bool(changed)}
+
+
+def python_as_typed():
+    """The Python that runs this, as the README's command names it (.venv/bin/python from the checkout)."""
+    path = Path(sys.executable)
+    return str(path.relative_to(BENCH.parent)) if path.is_relative_to(BENCH.parent) else str(path)
 
 
 def communicate(process, timeout):

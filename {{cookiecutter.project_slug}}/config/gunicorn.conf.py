@@ -38,12 +38,13 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # saving wears off as workers run and Python writes to the shared objects (reference counts, the garbage
 # collector).
 preload_app = True
-# Replace a worker whose memory has grown past this, so that a leak ends in a fresh worker rather than in
-# the dyno swapping (R14), checked after each request. Not every N requests (max_requests): at the rates a
-# dyno reaches, that replaced each worker every second or two, and each replacement's fresh connections
-# and cold caches cost a fifth of the throughput and put a p99 of 400 ms on a view whose p99 is 56 to 80 ms
-# without it (benchmarks/README.md). 200 MB per worker leaves a 512 MB dyno room for two, the master,
-# nginx and PgBouncer; a worker serving ordinary views holds about 50 (tests/test_worker_recycling.py).
+# Replace a worker whose memory has grown past this, so that a leak ends in a fresh worker rather than in the
+# dyno swapping (R14), checked after each request. Not every N requests (max_requests): at the rates a dyno
+# reaches, that replaced each worker every few seconds, and each replacement's fresh connections and cold
+# caches cost a fifth of the throughput and put a p99 of 400 ms on a view whose p99 is 56 to 80 ms without it
+# (the template's README, "Where the time went"). 200 MB per worker leaves a 512 MB dyno room for two, the
+# master, nginx and PgBouncer; a worker serving ordinary views holds about 50
+# (tests/test_worker_recycling.py).
 max_worker_rss_mb = int(os.environ.get("GUNICORN_MAX_WORKER_RSS_MB", "200"))
 # Recycling by request count stays available for an app that wants it; each worker then draws its own
 # limit from max_requests to max_requests + jitter, so workers that share the load recycle apart.
