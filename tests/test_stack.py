@@ -335,6 +335,39 @@ def test_one_access_line_per_request(stack):
     assert len(lines) == 1, "more than one access log line for one request:\n" + "\n".join(lines)
 
 
+def upstream_connections_held(pid):
+    """Connected unix sockets on /tmp/nginx.socket held by the app process `pid` and its children: nginx's
+    connections to the server that are still open."""
+    pids = [pid] + [child for child, (ppid, *_rest) in rs.process_table().items() if ppid == pid]
+    inodes = set()
+    for each in pids:
+        try:
+            links = [os.readlink(f"/proc/{each}/fd/{fd}") for fd in os.listdir(f"/proc/{each}/fd")]
+        except OSError:
+            continue  # a worker that just exited
+        inodes |= {link[8:-1] for link in links if link.startswith("socket:[")}
+    with open(f"/proc/{pid}/net/unix") as table:
+        rows = [line.split() for line in table.read().splitlines()[1:]]
+    # Num RefCount Protocol Flags Type St Inode Path; St 03 is connected (01: the listening socket).
+    return sum(
+        1 for row in rows if len(row) > 7 and row[6] in inodes and row[5] == "03" and row[7].endswith("nginx.socket")
+    )
+
+
+def test_nginx_keeps_connections_to_waitress_only(stack):
+    """waitress keeps HTTP/1.1 connections open, so nginx reuses them (config/nginx.conf.erb's upstream
+    keepalive, on in waitress bakes only): after a few requests some stay open, idle. gunicorn's and uWSGI's
+    sync workers close each connection after the response; nginx must not keep any for them."""
+    for _ in range(10):
+        assert get(stack, "/health/")[0] == 200
+    app = stack.web.app_pid()
+    if stack.answers["wsgi_server"] == "waitress":
+        time.sleep(1)
+        assert upstream_connections_held(app) >= 1
+    else:
+        stack.web.wait_for(lambda: upstream_connections_held(app) == 0, "no connection left open", timeout=10)
+
+
 def test_body_over_the_limit_gets_413_from_nginx(stack):
     request_id = str(uuid.uuid4())
     headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Request-Id": request_id}
