@@ -237,6 +237,55 @@ def user_command(user, argv):
     return wrapper + argv, {"umask": 0o022}
 
 
+def start_session_as(user, argv, *, cwd, env, log, ready_file, timeout=60):
+    """Start argv as `user` in a session of its own, output to `log`; return once `ready_file` exists (what a
+    WSGI server touches for the nginx buildpack), failing if the process exits first or takes `timeout` s."""
+    ready_file.unlink(missing_ok=True)
+    command, kwargs = user_command(user, argv)
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **kwargs,
+        )
+    deadline = time.monotonic() + timeout
+    while not ready_file.exists():
+        if process.poll() is not None:
+            raise StackError(f"{argv[0]} exited {process.returncode}\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            stop_session(process)
+            raise StackError(f"{ready_file} not there within {timeout} s\n{log.read_text()}")
+        time.sleep(0.2)
+    return process
+
+
+def stop_session(process, timeout=30):
+    """SIGTERM to the process's whole session (it was started with start_new_session), SIGKILL if it lingers."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def get_over_unix_socket(path, target="/health/", timeout=10):
+    """A raw HTTP/1.0 GET over a unix socket, the way nginx reaches the WSGI server; the whole response."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout)
+        client.connect(str(path))
+        client.sendall(f"GET {target} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        response = b""
+        while chunk := client.recv(65536):
+            response += chunk
+    return response.decode(errors="replace")
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

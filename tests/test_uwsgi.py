@@ -6,10 +6,6 @@ Runs as the ordinary user in this module's network namespace and /tmp (conftest.
 /tmp/nginx.socket and /tmp/app-initialized are this test's own.
 """
 
-import os
-import signal
-import socket
-import subprocess
 import time
 
 import pytest
@@ -28,47 +24,25 @@ def project(bake_once, baked_venv, user, workdir):
     return rs.prepare_project(bake_once(wsgi_server="uwsgi"), workdir / "uwsgi", user, baked_venv, build=False)
 
 
-def get_over_unix_socket(path, target="/health/", timeout=10):
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-        client.settimeout(timeout)
-        client.connect(str(path))
-        client.sendall(f"GET {target} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
-        response = b""
-        while chunk := client.recv(65536):
-            response += chunk
-    return response.decode(errors="replace")
-
-
 @pytest.mark.parametrize(("value", "workers"), CASES)
 def test_web_concurrency_fallback_on_a_real_uwsgi(project, user, workdir, baked_venv, value, workers):
     tmp = workdir / "tmp"
-    ready, sock = tmp / "app-initialized", tmp / "nginx.socket"
-    ready.unlink(missing_ok=True)
     env = rs.base_env(user, baked_venv)
     assert "WEB_CONCURRENCY" not in env
     if value is not None:
         env["WEB_CONCURRENCY"] = value
-    command, kwargs = rs.user_command(user, [f"{baked_venv}/bin/uwsgi", "--ini", "config/uwsgi.ini"])
     log = workdir / f"uwsgi-{value!r}.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=project,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **kwargs,
-        )
+    # The first worker accepting touches /tmp/app-initialized (what the nginx buildpack waits for).
+    process = rs.start_session_as(
+        user,
+        [f"{baked_venv}/bin/uwsgi", "--ini", "config/uwsgi.ini"],
+        cwd=project,
+        env=env,
+        log=log,
+        ready_file=tmp / "app-initialized",
+    )
     try:
-        # The first worker accepting touches /tmp/app-initialized (what the nginx buildpack waits for).
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            assert process.poll() is None, f"uwsgi exited {process.returncode}\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"no worker accepted within 60 s\n{log.read_text()}"
-            time.sleep(0.2)
-        response = get_over_unix_socket(sock)
+        response = rs.get_over_unix_socket(tmp / "nginx.socket")
         assert response.startswith("HTTP/1.") and " 200 " in response.splitlines()[0], response[:500]
         assert '"status": "ok"' in response
         # The master (the pid Popen returned: every exec in user_command keeps it) and its workers.
@@ -81,9 +55,4 @@ def test_web_concurrency_fallback_on_a_real_uwsgi(project, user, workdir, baked_
         assert len(children) == workers, log.read_text()
         assert log.read_text().count("spawned uWSGI worker") == workers
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        rs.stop_session(process)

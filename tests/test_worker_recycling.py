@@ -13,9 +13,6 @@ Runs as the ordinary user in this module's network namespace and /tmp (conftest.
 """
 
 import os
-import signal
-import socket
-import subprocess
 import time
 
 import pytest
@@ -29,52 +26,16 @@ MANY_REQUESTS = 3200
 STARTED = {"gunicorn": "Booting worker with pid", "uwsgi": "spawned uWSGI worker"}  # "Respawned" too
 
 
-def get_over_unix_socket(path, target="/health/", timeout=10):
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-        client.settimeout(timeout)
-        client.connect(str(path))
-        client.sendall(f"GET {target} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
-        response = b""
-        while chunk := client.recv(65536):
-            response += chunk
-    return response.decode(errors="replace")
-
-
 def serve(project, user, workdir, baked_venv, server, env_extra, args, log):
     """Start the server as the Procfile does (plus `args`) and wait for /tmp/app-initialized."""
-    (workdir / "tmp" / "app-initialized").unlink(missing_ok=True)
-    env = {**rs.base_env(user, baked_venv), **env_extra}
     argv = {
         "gunicorn": [f"{baked_venv}/bin/gunicorn", "--config", "config/gunicorn.conf.py"],
         "uwsgi": [f"{baked_venv}/bin/uwsgi", "--ini", "config/uwsgi.ini"],
     }[server] + args
-    command, kwargs = rs.user_command(user, argv)
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=project,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **kwargs,
-        )
-    deadline = time.monotonic() + 60
-    while not (workdir / "tmp" / "app-initialized").exists():
-        assert process.poll() is None, f"{server} exited {process.returncode}\n{log.read_text()}"
-        assert time.monotonic() < deadline, f"not ready within 60 s\n{log.read_text()}"
-        time.sleep(0.2)
-    return process
-
-
-def stop(process):
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+    env = {**rs.base_env(user, baked_venv), **env_extra}
+    return rs.start_session_as(
+        user, argv, cwd=project, env=env, log=log, ready_file=workdir / "tmp" / "app-initialized"
+    )
 
 
 def workers_of(master):
@@ -95,18 +56,18 @@ def projects(bake_once, baked_venv, user, workdir):
 
 
 @pytest.mark.parametrize(
-    ("server", "env_extra", "args", "replaced"),
+    ("server", "env_extra", "args", "requests", "pause", "replaced"),
     [
-        pytest.param("gunicorn", {}, [], 0, id="gunicorn-default"),
-        pytest.param("gunicorn", {"GUNICORN_MAX_WORKER_RSS_MB": "1"}, [], REQUESTS, id="gunicorn-1MB"),
-        pytest.param("uwsgi", {}, [], 0, id="uwsgi-default"),
+        pytest.param("gunicorn", {}, [], MANY_REQUESTS, 0, 0, id="gunicorn-default"),
+        pytest.param("gunicorn", {"GUNICORN_MAX_WORKER_RSS_MB": "1"}, [], REQUESTS, 0, REQUESTS, id="gunicorn-1MB"),
+        pytest.param("uwsgi", {}, [], MANY_REQUESTS, 0, 0, id="uwsgi-default"),
         # uWSGI replaces no worker younger than min-worker-lifetime (10 s): 1 s here, and the requests paced
         # 2 s apart (it counts a worker's age from a whole second).
-        pytest.param("uwsgi", {}, ["--reload-on-rss", "1", "--min-worker-lifetime", "1"], 6, id="uwsgi-1MB"),
+        pytest.param("uwsgi", {}, ["--reload-on-rss", "1", "--min-worker-lifetime", "1"], 6, 2.1, 6, id="uwsgi-1MB"),
     ],
 )
 def test_workers_are_replaced_for_memory_not_request_count(
-    projects, user, workdir, baked_venv, server, env_extra, args, replaced
+    projects, user, workdir, baked_venv, server, env_extra, args, requests, pause, replaced
 ):
     log = workdir / f"recycle-{server}-{len(env_extra) + len(args)}.log"
     process = serve(projects[server], user, workdir, baked_venv, server, env_extra, args, log)
@@ -115,11 +76,9 @@ def test_workers_are_replaced_for_memory_not_request_count(
         while len(workers_of(process.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         sizes = [round(resident_mb(pid)) for pid in workers_of(process.pid)]
-        requests = {0: MANY_REQUESTS, REQUESTS: REQUESTS}.get(replaced, replaced)
         for number in range(requests):
-            if "--min-worker-lifetime" in args:
-                time.sleep(2.1)
-            response = get_over_unix_socket(workdir / "tmp" / "nginx.socket")
+            time.sleep(pause)
+            response = rs.get_over_unix_socket(workdir / "tmp" / "nginx.socket")
             assert " 200 " in response.splitlines()[0], f"request {number}: {response[:300]}\n{log.read_text()}"
         sizes_after = [round(resident_mb(pid)) for pid in workers_of(process.pid)]
         # Each replaced worker is followed by the start of its replacement: wait for the last ones.
@@ -132,4 +91,4 @@ def test_workers_are_replaced_for_memory_not_request_count(
         assert started == 2 + replaced, log.read_text()[-3000:]
         assert len(workers_of(process.pid)) == 2
     finally:
-        stop(process)
+        rs.stop_session(process)
