@@ -199,3 +199,20 @@ def postgres(workdir, user):
     server = realstack.Postgres(workdir / "postgres", user).start()
     yield server
     server.stop()
+
+
+# --- two sets: the bake tests, and the tests that start real processes --------------------------------
+# A test is in `stack` when it uses a fixture that builds a virtual environment, a root or a server, and in
+# `bake` otherwise: `pytest -m bake tests` is the maintainers' loop of a few minutes (CONTRIBUTING.md).
+STACK_FIXTURES = {"baked_venv", "user", "fresh_root", "tarball", "buildpack_uv", "redis_server", "sasl_memcached"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "bake: bakes and checks files, hooks and rendered text; starts no server")
+    config.addinivalue_line("markers", "stack: builds a venv or a root, or boots real servers (minutes each)")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        heavy = STACK_FIXTURES & set(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.stack if heavy or item.get_closest_marker("stack") else pytest.mark.bake)

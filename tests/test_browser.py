@@ -37,7 +37,7 @@ ROOT_USER = rs.User("root", 0, 0, "/root")
 def readme_section(project):
     """(shell commands, URL) of the README's "Production-like local run", before its first subsection."""
     text = (project / "README.md").read_text()
-    section = text.split("## Production-like local run", 1)[1].split("\n### ", 1)[0]
+    section = re.split(r"\n##+ ", text.split("## Production-like local run", 1)[1], maxsplit=1)[0]
     commands = [
         line.strip()
         for block in re.findall(r"```bash\n(.*?)```", section, re.DOTALL)

@@ -59,6 +59,11 @@ ENVIRON_READS = [
     re.compile(r"\benv -u ([A-Z][A-Z0-9_]*)"),  # Procfile: removed on purpose
 ]
 
+# A project's README is read in a few minutes; what happens when, and measurements, go to docs/.
+README_MAX_LINES = 200
+# Words that tell how the template changed, which means nothing to a project's owner.
+HISTORY = [r"\bused to\b", r"\bBefore:", r"^Now:"]
+
 # Phrases that belong to one answer only; none may appear in a bake without that answer.
 SERVER_NAMES = {"gunicorn": r"\bgunicorn\b", "uwsgi": r"\buwsgi\b", "waitress": r"\bwaitress\b"}
 PHRASES = {
@@ -223,6 +228,11 @@ def test_baked_docs_are_true_for_the_answers(cookies, answers):
             # A block naming every server compares them (measurements across servers); otherwise only the chosen.
             if named - {answers["wsgi_server"]} and named != set(SERVER_NAMES):
                 problems.append(f"{name}: names {sorted(named)} in: {block.strip()[:120]!r}")
+    readme_lines = len(texts[project / "README.md"].splitlines())
+    if readme_lines > README_MAX_LINES:
+        problems.append(f"README.md has {readme_lines} lines: reference material belongs in docs/")
+    for path, text in texts.items():
+        problems += [f"{path.name}: {word!r} tells the template's history" for word in HISTORY if re.search(word, text)]
     for doc in (project / "docs").glob("*.md"):
         if doc.resolve() not in linked:
             problems.append(f"docs/{doc.name} is not linked from the README")
@@ -266,9 +276,9 @@ def test_manage_py_commands_shown_exist(bake_once, venv_python, answers):
 
 def test_connection_budget_example_prints_what_the_readme_shows(bake_once, venv_python):
     project = bake_once()
-    readme = (project / "README.md").read_text()
+    readme = (project / "docs/pgbouncer.md").read_text()
     match = re.search(r"```bash\n(python manage\.py connection_budget [^\n]*)\n```\n```\n(.*?)```", readme, re.S)
-    assert match, "the README's connection_budget example and its output"
+    assert match, "docs/pgbouncer.md's connection_budget example and its output"
     command = match[1].split()
     result = run([venv_python, *command[1:]], cwd=project, env=environ(), check=False)
     assert result.returncode == 1  # it does not fit
