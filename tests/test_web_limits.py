@@ -8,8 +8,9 @@ ordinary user against a throwaway PostgreSQL, with app.json's config vars; see r
   first and a last request. No connection may be reset or cut short, and the idle ones must still be open
   at the end (nginx closes idle keep-alive connections when it runs out of worker_connections);
 - 1,000 connections all busy for 10 s (a page 60%, the static file 30%, /health/ 10%) and 10 slow readers:
-  every response a 200 and none later than 10 s, a third of the router's 30 s. The figures per server
-  (p50, p99) are in the baked docs/waitress.md; benchmarks/burst.py runs this test, servers alternating;
+  every response a 200, none later than 15 s (half the router's 30 s) nor far later than the median. The
+  figures per server (p50, p99) are in the baked docs/waitress.md; benchmarks/burst.py runs this test,
+  servers alternating;
 - the request id in nginx's l2met access line is quoted, so a client can't add its own key=value pairs;
 - nginx's own error responses (400, 413) carry X-Content-Type-Options and, over HTTPS, the same
   Strict-Transport-Security as Django's responses, while Django's responses carry each header once.
@@ -225,8 +226,13 @@ def test_a_thousand_connections_none_reset(web):
 # connections, plus slow readers. The benchmark (benchmarks/burst.py) runs it for 20 s; the suite for 10.
 BUSY_CONNECTIONS = 1000
 BUSY_SECONDS = float(os.environ.get("BURST_SECONDS", "10"))
-# No request may wait anywhere near the router's 30 s (H12): a third of it.
-WAIT_BOUND = 10
+# No request may wait anywhere near the router's 30 s (H12): half of it, whatever the machine's load. And
+# none may wait far longer than the others: a saturated server's clients all wait about the same
+# (connections / requests a second), while requests starved behind others (connections waiting in a
+# backlog behind kept ones: docs/waitress.md) waited 12 to 20 s with the median at 0.3 s. Fair runs on a
+# loaded machine: slowest 1.3 to 2.8 times the median.
+WAIT_BOUND = 15
+FAIRNESS = 4
 
 
 def percentile(values, fraction):
@@ -273,7 +279,9 @@ def test_a_thousand_busy_connections_answered_in_bounded_time(web):
     assert stats["opened"] == len(clients), stats
     assert set(statuses) == {200}, stats
     assert stats["completed busy"] == BUSY_CONNECTIONS and stats["completed slow"] == SLOW_READERS, stats
-    assert max(latencies) < WAIT_BOUND, f"slowest response {max(latencies):.1f} s"
+    slowest, median = max(latencies), percentile(latencies, 0.5)
+    assert slowest < WAIT_BOUND, f"slowest response {slowest:.1f} s"
+    assert slowest < FAIRNESS * median + 1, f"slowest response {slowest:.1f} s, median {median:.1f} s"
     assert dyno.process.poll() is None
 
 
