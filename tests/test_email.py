@@ -229,6 +229,9 @@ def test_dyno_without_email_settings_warns_and_fails_to_send(bake_once, pip_pyth
     assert "(email.W001) No email server is configured: Django sends email to localhost:25" in result.stderr
     assert "password resets fail and error reports to ADMINS are lost" in result.stderr
     assert "HINT: Add an email add-on" in result.stderr and "docs/email.md" in result.stderr
+    # The release phase's command prints it in every deploy's log.
+    release = manage(pip_python, project, env, "migrate", "--noinput")
+    assert "(email.W001) No email server is configured" in release.stderr
     # --fail-level WARNING, as a CI gate would: the warning stops it.
     gate = manage(pip_python, project, env, "check", "--deploy", "--fail-level", "WARNING", check=False)
     assert gate.returncode != 0 and "email.W001" in gate.stderr

@@ -196,8 +196,8 @@ if IS_HEROKU_APP and not LOCAL_HTTP:
 
 # Email: password resets, and Django's error reports to ADMINS (every 500 with DEBUG off).
 # https://docs.djangoproject.com/en/5.2/topics/email/
-# Heroku's email add-ons (Mailgun, Postmark, SendGrid...) all take SMTP with credentials from their config
-# vars; docs/email.md says which go where. One variable per setting, not one EMAIL_URL: the add-ons' passwords
+# Email providers (Mailgun, a Heroku add-on; Postmark; SendGrid...) all take SMTP with a user and password;
+# docs/email.md says which values go where. One variable per setting, not one EMAIL_URL: providers' passwords
 # and API keys hold characters (/ + = @) that a URL needs percent-encoded, while each value here is pasted as is.
 _email_host = os.environ.get("EMAIL_HOST", "").strip()
 if _email_host:
