@@ -59,6 +59,9 @@ CHOICES = {
     "use_s3_media": (True, False),
     "package_manager": ("pip", "uv"),
 }
+# RFC 5322's atext (any letter or digit, as RFC 6531 allows, and these symbols) and a host name's label.
+EMAIL_ATOM = r"[\w!#$%&'*+/=?^`{|}~-]"
+EMAIL_LABEL = r"(?!-)[\w-]{1,63}(?<!-)"
 HINTS = {
     "daphne": " (daphne is an ASGI server; this template serves WSGI behind nginx)",
     "statement": " (statement mode breaks Django's multi-statement transactions)",
@@ -162,13 +165,50 @@ def check_texts(answers):
             )
 
 
-def check_author_email(answers):
-    """Valid: you@example.com, a.b+c@mail.example.org. Invalid: you, you@, @example.com, a b@c.d, you@example,
-    Ada <ada@example.com>.
+def email_problem(email):
+    """Why `email` is not an address in the common RFC 5322 form local@domain, or None when it is one.
+
+    The local part is RFC 5322's dot-atom: letters (any script), digits and ! # $ % & ' * + / = ? ^ _ ` { | } ~ -,
+    in runs joined by single dots. Its quoted form ("a b"@example.com) and display names are refused: a double
+    quote, backslash, space or control character would have to be escaped wherever the address is written.
     """
-    email = answers["author_email"]
-    if not isinstance(email, str) or not re.fullmatch(r"[\w.+-]+@(?:[\w-]+\.)+[A-Za-z]{2,}", email):
-        raise ValueError(f"author_email {show(email)} is not an email address; use name@domain, e.g. you@example.com")
+    if not isinstance(email, str):
+        return "it is not text"
+    unsafe = [char for char in email if char in '"\\<>' or char.isspace() or not char.isprintable()]
+    if unsafe:
+        return f"it contains {show(unsafe[0])}, which no address of the form name@domain holds"
+    local, at, domain = email.rpartition("@")
+    if not at or not local or not domain:
+        return "it needs a name, an @ and a domain"
+    if "@" in local:
+        return "it has more than one @"
+    if len(local) > 64 or len(email) > 254:
+        return "it is longer than an address may be (64 characters before the @, 254 in all)"
+    if not re.fullmatch(rf"{EMAIL_ATOM}+(?:\.{EMAIL_ATOM}+)*", local):
+        return (
+            f"the part before the @, {show(local)}, starts or ends with a dot, has two dots in a row "
+            "or a character that needs quoting"
+        )
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(re.fullmatch(EMAIL_LABEL, label) for label in labels):
+        return f"the domain {show(domain)} is not a host name such as example.com"
+    if not re.fullmatch(r"[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59}", labels[-1], re.IGNORECASE):
+        return f"the domain {show(domain)} does not end in a top-level domain such as .com"
+    return None
+
+
+def check_author_email(answers):
+    """Valid: you@example.com, a.b+c@mail.example.org, o'brien@example.com, zoë@example.com, x_y-z@a.example.co.uk,
+    a!#$%&*/=?^`{|}~@example.com, you@xn--bcher-kva.example. Invalid: you, you@, @example.com, a b@c.d, you@example,
+    Ada <ada@example.com>, "a b"@example.com, a\\b@example.com, a"b@example.com, a..b@example.com, .a@example.com,
+    you@-example.com, you@@example.com, a;b@example.com.
+    """
+    problem = email_problem(answers["author_email"])
+    if problem:
+        raise ValueError(
+            f"author_email {show(answers['author_email'])} is not an email address: {problem}; "
+            "use name@domain, e.g. you@example.com"
+        )
 
 
 def check_choices(answers):

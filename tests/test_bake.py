@@ -201,7 +201,7 @@ def test_template_tree_has_no_stray_files():
 
 ENVIRON_READS = [
     re.compile(r"""os\.environ(?:\.get)?[\[(]\s*["']([A-Z][A-Z0-9_]*)["']"""),  # Python
-    re.compile(r"""env_(?:bool|list)\(\s*["']([A-Z][A-Z0-9_]*)["']"""),  # settings helpers
+    re.compile(r"""env_(?:bool|list|addresses)\(\s*["']([A-Z][A-Z0-9_]*)["']"""),  # settings helpers
     re.compile(r"""ENV\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\]"""),  # erb
     re.compile(r"\$\(([A-Z][A-Z0-9_]*)\)|if-not-env = ([A-Z][A-Z0-9_]*)"),  # uWSGI ini
 ]

@@ -18,6 +18,9 @@ PRODUCTION = {
     # Required on Heroku by the S3 media and Redis broker options; ignored by the other bakes.
     "AWS_STORAGE_BUCKET_NAME": "bucket",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    # Without them the email checks warn (tests/test_email.py).
+    "EMAIL_HOST": "smtp.example.com",
+    "DEFAULT_FROM_EMAIL": "noreply@example.com",
 }
 
 

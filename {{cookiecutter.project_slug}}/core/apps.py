@@ -11,3 +11,5 @@ class CoreConfig(AppConfig):
         from core import pgbouncer
 
         pgbouncer.shorten_login_retry()
+
+        from core import checks  # noqa: F401 - registers the system checks (email settings on a dyno)

@@ -16,7 +16,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import IS_HEROKU_APP, env_bool, env_list
+from .env import IS_HEROKU_APP, env_addresses, env_bool, env_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -193,6 +193,35 @@ if IS_HEROKU_APP and not LOCAL_HTTP:
     if not SECURE_HSTS_PRELOAD:
         # check --deploy's "you have not set SECURE_HSTS_PRELOAD": off on purpose until the max-age allows it.
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# Email: password resets, and Django's error reports to ADMINS (every 500 with DEBUG off).
+# https://docs.djangoproject.com/en/5.2/topics/email/
+# Email providers (Mailgun, a Heroku add-on; Postmark; SendGrid...) all take SMTP with a user and password;
+# docs/email.md says which values go where. One variable per setting, not one EMAIL_URL: providers' passwords
+# and API keys hold characters (/ + = @) that a URL needs percent-encoded, while each value here is pasted as is.
+_email_host = os.environ.get("EMAIL_HOST", "").strip()
+if _email_host:
+    EMAIL_HOST = _email_host
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+    # Encrypted unless turned off: STARTTLS on 587 (and 25, 2525), TLS from the first byte on 465.
+    _email_tls = env_bool("EMAIL_USE_TLS", True)
+    EMAIL_USE_SSL = _email_tls and EMAIL_PORT == 465
+    EMAIL_USE_TLS = _email_tls and not EMAIL_USE_SSL
+    # Django's default waits forever on a server that doesn't answer, past the router's 30 s.
+    EMAIL_TIMEOUT = 10
+elif not IS_HEROKU_APP or LOCAL_HTTP:
+    # On your machine, messages are printed where the server logs instead of sent. Not on a dyno, where a
+    # password-reset link in the logs would reach every log drain: there Django's default (SMTP on localhost,
+    # which a dyno doesn't have) fails the send, and core/checks.py warns at every deploy.
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# The sender's domain must be one your email provider has verified, or it refuses the message.
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "webmaster@localhost"
+SERVER_EMAIL = os.environ.get("SERVER_EMAIL", "").strip() or DEFAULT_FROM_EMAIL
+# Who gets the error reports: "Ada <ada@example.com>, ops@example.com". None: no reports.
+ADMINS = env_addresses("ADMINS")
 
 # Logging to stdout, where Heroku's log router (and `heroku logs --tail`) collects it.
 LOGGING = {
