@@ -270,9 +270,9 @@ def test_release_phase_migrates_directly(stack):
         "starting pgbouncer" not in stack.release_output
         and "starting app: bash -c python manage.py migrate" in stack.release_output
     )
-    assert "Applying core.0001_initial... OK" in stack.release_output
+    assert "Applying example.0001_initial... OK" in stack.release_output
     tables = stack.postgres.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", stack.database)
-    assert ["core_exampleresult"] in tables
+    assert ["example_exampleresult"] in tables
 
 
 def test_dyno_environment(stack):
@@ -400,7 +400,7 @@ import json, os
 import psycopg
 from django.db import connection, transaction
 from django.db.models import F
-from core.models import ExampleResult
+from example.models import ExampleResult
 
 def backend():
     with connection.cursor() as cursor:
@@ -509,7 +509,7 @@ def test_worker_runs_task_enqueued_by_web(stack):
 
     # Web and worker dynos would both need port 6000 here: stop the web dyno first, as a shutdown.
     stack.web.stop()
-    query = f"SELECT digest, runs FROM core_exampleresult WHERE key = '{key}'"
+    query = f"SELECT digest, runs FROM example_exampleresult WHERE key = '{key}'"
     with rs.Dyno(
         stack.project, "worker", stack.env, stack.user, stack.workdir / "worker.log", stack.postgres
     ) as worker:

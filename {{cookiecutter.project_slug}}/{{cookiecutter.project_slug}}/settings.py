@@ -47,7 +47,11 @@ ALLOWED_HOSTS = env_list(
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "core",
+    # The Heroku runtime layer (heroku_runtime/). First on purpose: Django takes a management command from the
+    # first app that has one, and its qcluster replaces django_q's so that the worker stops cleanly on
+    # Heroku's SIGTERM (heroku_runtime/management/commands/qcluster.py; a test in the app checks the order).
+    "heroku_runtime",
+    "example",  # your starting point: delete this line, example/ and its line in urls.py to drop it
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -65,8 +69,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Straight after SecurityMiddleware: https://whitenoise.readthedocs.io/en/stable/django.html
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # 503 with Retry-After, fast, while the database can't be reached (core/middleware.py).
-    "core.middleware.DatabaseUnavailableMiddleware",
+    # 503 with Retry-After, fast, while the database can't be reached (heroku_runtime/middleware.py).
+    "heroku_runtime.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -87,7 +91,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "core.context_processors.project",
+                "heroku_runtime.context_processors.project",
             ],
         },
     },
@@ -126,8 +130,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 # PostgreSQL cancels any statement that runs longer than this, so that a query stuck behind a lock fails
 # the request (a 500 page) before Heroku's router gives up on it at 30 s and before the WSGI server's own
 # timeout (28 s), instead of keeping a server connection and a worker busy long after the client left.
-# PgBouncer can't pass it per connection (it refuses startup options), so the release phase sets it as
-# the role's default in the database (core/management/commands/migrate.py): it holds for every server
+# PgBouncer can't pass it per connection (it refuses startup options), so the release phase's migrate sets
+# it as the role's default in the database (heroku_runtime/statement_timeout.py): it holds for every server
 # connection PgBouncer opens, in both pool modes. "" or 0: no timeout. Values: 25s, 500ms, 2min.
 DATABASE_STATEMENT_TIMEOUT = os.environ.get("DATABASE_STATEMENT_TIMEOUT", "25s" if IS_HEROKU_APP else "").strip()
 if not re.fullmatch(r"(\d+(ms|s|min)?)?", DATABASE_STATEMENT_TIMEOUT):
