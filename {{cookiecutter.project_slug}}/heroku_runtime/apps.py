@@ -1,5 +1,6 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate, pre_migrate
+from django.db.backends.signals import connection_created
+from django.db.models.signals import post_migrate
 
 
 class HerokuRuntimeConfig(AppConfig):
@@ -14,5 +15,5 @@ class HerokuRuntimeConfig(AppConfig):
         # Every process that runs behind the dyno's PgBouncer (web server workers, the task worker)
         # passes here once at start; see shorten_login_retry for why.
         pgbouncer.shorten_login_retry()
-        pre_migrate.connect(statement_timeout.no_timeout_while_migrating, sender=self)
+        connection_created.connect(statement_timeout.no_timeout_outside_request_dynos)
         post_migrate.connect(statement_timeout.set_role_timeout_after_migrating, sender=self)

@@ -1,4 +1,5 @@
-"""DATABASE_STATEMENT_TIMEOUT, applied by Django's own `manage.py migrate` through its migrate signals.
+"""DATABASE_STATEMENT_TIMEOUT: set by Django's own `manage.py migrate` (a post_migrate handler), for the
+dynos that serve requests; lifted for the release phase and one-off dynos (a connection_created handler).
 
 PostgreSQL's statement_timeout can't be set per connection through PgBouncer: PgBouncer refuses startup
 parameters it does not know (`options=-c statement_timeout=...`), and a SET on a connection in transaction
@@ -11,27 +12,35 @@ The release phase (`python manage.py migrate --noinput`) sets it after the migra
 ordinary role may set its own defaults; it takes effect for connections opened afterwards (a deploy
 restarts the dynos, and with them PgBouncer, after the release phase).
 
-The migrations themselves are not cut short by it: connected straight to PostgreSQL (the release phase,
-`heroku run`), the migrating session runs with no statement timeout (pre_migrate). Through the dyno's
-PgBouncer a SET would outlive the session in transaction mode, so there they keep the role's timeout.
+It guards the dynos that serve requests, web and worker, which all connect through their PgBouncer. The
+release phase and one-off dynos (`heroku run`; locally, no DYNO at all) connect straight to PostgreSQL, and
+there a migration or a data fix may take long, or wait behind another session's lock: each of their
+connections lifts the timeout for its own session. (Through a PgBouncer in transaction mode a SET would
+outlive the session, so there the role's timeout stays.)
 
-Django sends both signals once per app that has a models module, with that app as sender; apps.py
-connects these handlers for this app alone, so they run once per migrate (models.py is why it has one).
-https://docs.djangoproject.com/en/5.2/ref/signals/#pre-migrate
+Django sends post_migrate once per app that has a models module, with that app as sender; apps.py connects
+the handler for this app alone, so it runs once per migrate (models.py is why the app has one).
+https://docs.djangoproject.com/en/5.2/ref/signals/
 """
+
+import os
 
 from django.conf import settings
 from django.db import connections
 
 from heroku_runtime.pgbouncer import through_pgbouncer
 
+# Heroku's DYNO is "release.1234" in the release phase and "run.5678" on a one-off dyno.
+UNLIMITED_PROCESS_TYPES = ("release", "run", "")
 
-def no_timeout_while_migrating(sender, using, **kwargs):
-    """pre_migrate: this session only, straight to PostgreSQL: migrations may take long."""
-    connection = connections[using]
-    if connection.vendor == "postgresql" and not through_pgbouncer(connection):
-        with connection.cursor() as cursor:
-            cursor.execute("SET statement_timeout = 0")
+
+def no_timeout_outside_request_dynos(sender, connection, **kwargs):
+    """connection_created: this session only, straight to PostgreSQL, on a release or one-off dyno."""
+    process_type = os.environ.get("DYNO", "").partition(".")[0]
+    if process_type in UNLIMITED_PROCESS_TYPES and connection.vendor == "postgresql":
+        if not through_pgbouncer(connection):
+            with connection.cursor() as cursor:
+                cursor.execute("SET statement_timeout = 0")
 
 
 def set_role_timeout_after_migrating(sender, using, verbosity=1, stdout=None, **kwargs):
