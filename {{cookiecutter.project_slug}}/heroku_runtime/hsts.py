@@ -15,17 +15,17 @@ DEFAULT_SECONDS = 3600
 PRELOAD_MIN_SECONDS = 31536000
 
 
-def flag(environ, name, default):
-    value = environ.get(name, "").strip().lower()
+def flag(value, default):
+    value = (value or "").strip().lower()
     return default if value == "" else value in {"1", "true", "yes", "on"}
 
 
 def policy(environ=os.environ):
     """(max-age seconds, includeSubDomains, preload); ValueError for a preload the max-age does not allow."""
     seconds = int(environ.get("DJANGO_SECURE_HSTS_SECONDS") or DEFAULT_SECONDS)
-    subdomains = flag(environ, "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    subdomains = flag(environ.get("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS"), True)
     preload_allowed = seconds >= PRELOAD_MIN_SECONDS and subdomains
-    preload = flag(environ, "DJANGO_SECURE_HSTS_PRELOAD", preload_allowed)
+    preload = flag(environ.get("DJANGO_SECURE_HSTS_PRELOAD"), preload_allowed)
     if preload and not preload_allowed:
         raise ValueError(
             f"DJANGO_SECURE_HSTS_PRELOAD is on with DJANGO_SECURE_HSTS_SECONDS={seconds}: preload lists require a "
@@ -38,7 +38,7 @@ def policy(environ=os.environ):
 def header(environ=os.environ):
     """The header's value, or "" where Django sends none: max-age 0, or bin/dyno's plain-http local run."""
     seconds, subdomains, preload = policy(environ)
-    if seconds <= 0 or flag(environ, "DJANGO_LOCAL_HTTP", False):
+    if seconds <= 0 or flag(environ.get("DJANGO_LOCAL_HTTP"), False):
         return ""
     return f"max-age={seconds}" + ("; includeSubDomains" if subdomains else "") + ("; preload" if preload else "")
 
