@@ -285,8 +285,11 @@ def test_dyno_environment(stack):
     # Production settings are on (DYNO set, CI gone): plain HTTP is redirected, HTTPS gets HSTS.
     status, headers, _ = rs.http_request(stack.port, "GET", "/", {"Host": "localhost"})
     assert status == 301 and headers["location"] == ["https://localhost/"]
-    status, headers, _ = get(stack, "/")
+    status, headers, body = get(stack, "/")
     assert status == 200 and "strict-transport-security" in headers
+    # The home page names the stack that served it.
+    server = {"gunicorn": "gunicorn", "uwsgi": "uWSGI", "waitress": "waitress"}[stack.answers["wsgi_server"]]
+    assert f"Served by nginx → {server} ".encode() in body and " → PgBouncer → PostgreSQL.".encode() in body, body
 
 
 def test_dyno_processes_are_found(stack):

@@ -21,9 +21,11 @@ def project(request):
 def serving_stack(request):
     """What answered this request, outside in: "nginx → gunicorn 27.0.1 → PgBouncer → PostgreSQL" on a dyno
     (or bin/dyno), "runserver → SQLite" with `manage.py runserver` and no DATABASE_URL."""
-    software = request.META.get("SERVER_SOFTWARE", "")
+    software = request.META.get("SERVER_SOFTWARE") or ""
     if "uwsgi.version" in request.META:  # uWSGI names itself only there
         server = "uWSGI"
+    elif "waitress.client_disconnected" in request.META:  # config/serve_waitress.py sends no name (ident)
+        server = "waitress"
     else:
         server = next((name for name in BEHIND_NGINX if software.startswith(name)), None)
     if server:

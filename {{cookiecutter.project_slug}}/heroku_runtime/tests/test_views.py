@@ -78,7 +78,12 @@ def test_the_project_name_titles_pages(rf):
     [
         ({"SERVER_SOFTWARE": "WSGIServer/0.2 CPython/3.13.1"}, "sqlite", {}, "runserver → SQLite"),
         ({"SERVER_SOFTWARE": "gunicorn/27.0.1"}, "postgresql", PGBOUNCER, "nginx → gunicorn "),
-        ({"SERVER_SOFTWARE": "waitress"}, "postgresql", DIRECT, "nginx → waitress "),
+        (
+            {"SERVER_SOFTWARE": None, "waitress.client_disconnected": lambda: False},
+            "postgresql",
+            DIRECT,
+            "nginx → waitress ",
+        ),
         ({"uwsgi.version": b"2.0.31"}, "postgresql", PGBOUNCER, "nginx → uWSGI "),
         ({}, "postgresql", DIRECT, "a WSGI server → PostgreSQL"),
     ],
