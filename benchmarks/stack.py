@@ -109,12 +109,12 @@ def enqueue(request):
     from django_q.tasks import async_task
 
     for _ in range(int(request.GET.get("n", "4"))):
-        async_task("core.bench_views.stall_task")
+        async_task("heroku_runtime.bench_views.stall_task")
     return JsonResponse({"enqueued": int(request.GET.get("n", "4"))})
 '''
 BENCH_URLS = """
 # Added by benchmarks/stack.py for the benchmark only.
-from core import bench_views  # noqa: E402
+from heroku_runtime import bench_views  # noqa: E402
 
 urlpatterns += [
     path("bench/ping/", bench_views.ping),
@@ -246,7 +246,7 @@ def baked_venv(workdir):
 
 def customize(project, peer=None, patch=None):
     """Add the benchmark's views and 1 MB static file to a bake; a peer gets its Procfile and settings."""
-    (project / "core" / "bench_views.py").write_text(BENCH_VIEWS)
+    (project / "heroku_runtime" / "bench_views.py").write_text(BENCH_VIEWS)
     with open(project / SLUG / "urls.py", "a") as urls:
         urls.write(BENCH_URLS)
     # Random bytes: neither WhiteNoise nor nginx can compress them, so 1 MB really crosses the wire.

@@ -6,25 +6,28 @@ from pathlib import Path
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 PACKAGE = ANSWERS["project_slug"]  # the settings package, where each option's settings module lives
+# Each server's config, and the test that guards the config's use of the server's internals, if any.
 SERVER_FILES = {
-    "gunicorn": "config/gunicorn.conf.py",
-    "uwsgi": "config/uwsgi.ini",
-    "waitress": "config/serve_waitress.py",
+    "gunicorn": ["config/gunicorn.conf.py", "heroku_runtime/tests/test_overrides_gunicorn.py"],
+    "uwsgi": ["config/uwsgi.ini"],
+    "waitress": ["config/serve_waitress.py", "heroku_runtime/tests/test_overrides_waitress.py"],
 }
 # Each answer maps to the paths that exist only for the other choices. What the README says about one
 # choice lives in its own docs/ file, kept or removed here with that choice's code.
 UNNEEDED = {
     ("wsgi_server", server): [
-        path for other, config in SERVER_FILES.items() if other != server for path in (config, f"docs/{other}.md")
+        path for other, files in SERVER_FILES.items() if other != server for path in (*files, f"docs/{other}.md")
     ]
     for server in SERVER_FILES
 }
 UNNEEDED[("use_worker", False)] = [
-    "core/tasks.py",
-    "core/tests/test_tasks.py",
-    "core/tests/test_broker_redis.py",
-    "core/management/commands/qcluster.py",
-    "core/tests/test_qcluster.py",
+    "example/tasks.py",
+    "example/tests/test_tasks.py",
+    "example/tests/test_broker_redis.py",
+    "heroku_runtime/tests/test_broker_redis.py",
+    "heroku_runtime/management/commands/qcluster.py",
+    "heroku_runtime/tests/test_qcluster.py",
+    "heroku_runtime/tests/test_overrides_django_q.py",
     "docs/worker.md",
     "docs/broker-orm.md",
     "docs/broker-redis.md",
@@ -33,31 +36,32 @@ UNNEEDED[("use_worker", False)] = [
     f"{PACKAGE}/broker_redis.py",
 ]
 UNNEEDED[("task_broker", "orm")] = [
-    "core/tests/test_broker_redis.py",
+    "example/tests/test_broker_redis.py",
+    "heroku_runtime/tests/test_broker_redis.py",
     "docs/broker-redis.md",
     f"{PACKAGE}/broker_redis.py",
 ]
 UNNEEDED[("task_broker", "redis")] = ["docs/broker-orm.md", f"{PACKAGE}/broker_orm.py"]
 UNNEEDED[("cache", "none")] = [
-    "core/tests/test_cache_redis.py",
-    "core/tests/test_cache_memcached.py",
+    "heroku_runtime/tests/test_cache_redis.py",
+    "heroku_runtime/tests/test_cache_memcached.py",
     "docs/cache-redis.md",
     "docs/cache-memcached.md",
     f"{PACKAGE}/cache_redis.py",
     f"{PACKAGE}/cache_memcached.py",
 ]
 UNNEEDED[("cache", "redis")] = [
-    "core/tests/test_cache_memcached.py",
+    "heroku_runtime/tests/test_cache_memcached.py",
     "docs/cache-memcached.md",
     f"{PACKAGE}/cache_memcached.py",
 ]
 UNNEEDED[("cache", "memcached")] = [
-    "core/tests/test_cache_redis.py",
+    "heroku_runtime/tests/test_cache_redis.py",
     "docs/cache-redis.md",
     f"{PACKAGE}/cache_redis.py",
 ]
 UNNEEDED[("use_s3_media", False)] = [
-    "core/tests/test_media_storage.py",
+    "heroku_runtime/tests/test_media_storage.py",
     "docs/s3-media.md",
     f"{PACKAGE}/media_s3.py",
 ]

@@ -22,7 +22,7 @@ ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 # tests/test_hooks.py checks this list against every module installed in the bakes' shared environment.
 TAKEN_NAMES = set(
     """
-    core config bin docs static staticfiles media manage conftest test tests
+    heroku_runtime example config bin docs static staticfiles media manage conftest test tests
     django asgiref sqlparse dj_database_url psycopg psycopg_binary whitenoise
     django_q picklefield
     gunicorn packaging uwsgi uwsgidecorators waitress
@@ -85,7 +85,7 @@ def check_project_slug(answers):
     """The slug names the Python package, so it must import cleanly and shadow nothing.
 
     Valid: my_app, shop2, heroku_site, match. Invalid: my-app, "my app", 2shop, MyApp, _app, a/b, ünïcode_café,
-    class, django, test, json, core, a name over 30 characters.
+    class, django, test, json, example, a name over 30 characters.
     """
     slug, name = answers["project_slug"], answers["project_name"]
     shown = show(slug)

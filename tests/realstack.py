@@ -610,7 +610,7 @@ class TableLock:
 
     `stack` is any object with the stack's postgres, database and user."""
 
-    def __init__(self, stack, table="core_exampleresult"):
+    def __init__(self, stack, table="example_exampleresult"):
         self.stack = stack
         pg = stack.postgres
         self.process = subprocess.Popen(

@@ -4,8 +4,9 @@ Every command of the section is run as written, in a fresh checkout, as the root
 would run them (sudo dropped): install the packages, make the virtualenv, `bin/dyno web`, and the one-off
 `bin/dyno run python manage.py createsuperuser`, answered on a pseudo-terminal as a person would. Then
 Debian's headless Chromium, driven by selenium through Debian's chromedriver (never a downloaded browser),
-opens the README's URL, logs in to /admin/ and sees the staff page /pgbouncer/, all over plain http on
-127.0.0.1. Needs `apt-get install chromium chromium-driver` and selenium (tests/requirements.txt).
+opens the README's URL, logs in to /admin/ and sees the staff page /pgbouncer/ (within 1280 px, from a
+screenshot), all over plain http on 127.0.0.1. Needs `apt-get install chromium chromium-driver` and
+selenium (tests/requirements.txt).
 """
 
 import os
@@ -29,7 +30,9 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--hide-scrollbars",  # screenshots of the page itself, at the window's full width
 ]
+WIDTH = 1280  # a laptop's browser window: the pages must fit it
 ADMIN, ADMIN_EMAIL, ADMIN_PASSWORD = "admin", "admin@example.com", "Browser-test-passw0rd-9731"
 ROOT_USER = rs.User("root", 0, 0, "/root")
 
@@ -148,6 +151,7 @@ def browser(readme_run, tmp_path_factory):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(60)
+    driver.set_window_size(WIDTH, 900)
     yield driver
     driver.quit()
 
@@ -169,6 +173,15 @@ def test_index_over_plain_http(readme_run, browser):
     browser.get(url)
     assert browser.current_url == url, "redirected away from plain http"
     assert "It works" in browser.page_source
+    # The page names the stack that served it: bin/dyno web runs the Procfile's, as on a dyno.
+    assert "Served by nginx → gunicorn " in browser.page_source
+    assert " → PgBouncer → PostgreSQL." in browser.page_source
+
+
+def png_size(png):
+    """(width, height) from a PNG's IHDR chunk."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
 def test_admin_login_and_the_staff_pgbouncer_page(readme_run, browser):
@@ -184,14 +197,27 @@ def test_admin_login_and_the_staff_pgbouncer_page(readme_run, browser):
     WebDriverWait(browser, 30).until(lambda driver: "SHOW STATS" in driver.page_source)
     assert browser.current_url == f"{url}pgbouncer/"
     assert "db1" in browser.page_source and "SHOW POOLS" in browser.page_source
+    # Fits the window: nothing wider than the viewport, so nothing cut off or scrolled sideways.
+    viewport, page = browser.execute_script(
+        "return [document.documentElement.clientWidth, document.documentElement.scrollWidth]"
+    )
+    widest = browser.execute_script(
+        "return Math.max(...Array.from(document.querySelectorAll('table')).map(t => t.getBoundingClientRect().right))"
+    )
+    screenshot = browser.get_screenshot_as_png()
+    (readme_run["project"].parent / "pgbouncer-page.png").write_bytes(screenshot)
+    print(f"\nFIGURE pgbouncer page: viewport={viewport} page={page} widest_table_right={widest:.0f} px")
+    assert png_size(screenshot)[0] == viewport == WIDTH, png_size(screenshot)
+    assert page <= viewport and widest <= viewport, f"the PgBouncer page is {page} px wide, its tables {widest:.0f}"
     session = browser.get_cookie("sessionid")
     assert session and session["secure"] is False
     browser.get(f"{url}admin/")
     assert "Site administration" in browser.page_source
+    assert "Example results" in browser.page_source  # the example app's model is in the admin
 
 
 def test_the_index_form_posts(readme_run, browser):
-    """The task form over plain http: CSRF passes without https, and the app answers with its redirect."""
+    """The task form over plain http: CSRF passes without https, and the page says the task was queued."""
     from selenium.webdriver.common.by import By
 
     url = readme_run["url"]
@@ -199,6 +225,7 @@ def test_the_index_form_posts(readme_run, browser):
     browser.find_element(By.NAME, "key").send_keys("from-chromium")
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     assert browser.current_url == url and "It works" in browser.page_source
+    assert "Queued task" in browser.page_source and "for key from-chromium" in browser.page_source
     project = readme_run["project"]
     queued = subprocess.run(
         [str(project / "bin" / "dyno"), "run", "python", "manage.py", "shell", "-c",

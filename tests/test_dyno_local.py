@@ -104,7 +104,7 @@ def test_web_with_nothing_configured(fresh, baked_venv, user, workdir):
         wait_plain_200(web, port)
         output = web.output
         assert "first start on this database: running the release phase" in output
-        assert "Applying core.0001_initial... OK" in output
+        assert "Applying example.0001_initial... OK" in output
         assert "no staticfiles/ yet: running collectstatic" in output
 
         # Plain http on loopback: no redirect to https, no HSTS, cookies a browser sends back over http.
@@ -142,7 +142,7 @@ def test_web_with_nothing_configured(fresh, baked_venv, user, workdir):
 
         # A one-off dyno beside the web dyno: the same PostgreSQL, straight (no PgBouncer), DYNO=run.1.
         script = (
-            "import os; from core.models import ExampleResult; "
+            "import os; from example.models import ExampleResult; "
             "ExampleResult.objects.create(key='kept-between-runs', digest='d'); "
             "print('ONEOFF', os.environ['DYNO'], os.environ['DATABASE_URL'].rsplit('@', 1)[1])"
         )
@@ -361,7 +361,9 @@ def test_redis_broker_form_works_and_the_worker_runs_the_task(bake_once, baked_v
         assert web.stop()["returncode"] == 0
     assert "stopping redis" in web.output and not addon_processes(project)
 
-    query = f"from core.models import ExampleResult; print('ROWS', ExampleResult.objects.filter(key='{key}').count())"
+    query = (
+        f"from example.models import ExampleResult; print('ROWS', ExampleResult.objects.filter(key='{key}').count())"
+    )
     with rs.Dyno(project, "worker", env, user, workdir / "redis-worker.log") as worker:
 
         def task_ran():

@@ -183,8 +183,10 @@ def test_no_secret_key_the_dyno_refuses_to_start(stack):
 
 
 def health_timeout(stack):
-    """The /health/ view's own deadline, HEALTH_TIMEOUT in core/views.py."""
-    return float(re.search(r"^HEALTH_TIMEOUT = ([\d.]+)", (stack.project / "core" / "views.py").read_text(), re.M)[1])
+    """The /health/ view's own deadline, HEALTH_TIMEOUT in heroku_runtime/views.py."""
+    return float(
+        re.search(r"^HEALTH_TIMEOUT = ([\d.]+)", (stack.project / "heroku_runtime" / "views.py").read_text(), re.M)[1]
+    )
 
 
 def pgbouncer_setting(stack, name):
@@ -213,7 +215,7 @@ def test_database_outage(stack):
     attempt has failed). Once it is back: /health/ answers 200 within 5 s, nothing restarted. How soon is
     set by PgBouncer's server_login_retry: after a failed attempt it does not try the server again before
     that. Its default is 15 s and the buildpack has no variable for it, so the app sets it to 1 s through
-    the admin console at start (core/pgbouncer.py, shorten_login_retry).
+    the admin console at start (heroku_runtime/pgbouncer.py, shorten_login_retry).
     """
     web = stack.running()
     for _ in range(4):  # every worker (or thread) holds a connection to PgBouncer, as in steady traffic

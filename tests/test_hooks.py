@@ -88,7 +88,12 @@ CASES = [
     case("slug-shadows-tests", {"project_slug": "tests"}, Refused("project_slug", "e.g. tests_site")),
     case("slug-shadows-stdlib-json", {"project_slug": "json"}, Refused("project_slug", "e.g. json_site")),
     case("slug-shadows-stdlib-email", {"project_slug": "email"}, Refused("project_slug", "e.g. email_site")),
-    case("slug-shadows-core-app", {"project_slug": "core"}, Refused("project_slug", "e.g. core_site")),
+    case("slug-shadows-example-app", {"project_slug": "example"}, Refused("project_slug", "e.g. example_site")),
+    case(
+        "slug-shadows-runtime-app",
+        {"project_slug": "heroku_runtime"},
+        Refused("project_slug", "e.g. heroku_runtime_site"),
+    ),
     case("slug-shadows-conftest", {"project_slug": "conftest"}, Refused("project_slug", "e.g. conftest_site")),
     case("slug-parent-directory", {"project_slug": "../escape"}, Refused("project_slug", "e.g. escape")),
     case("slug-31-characters", {"project_slug": "a" * 31}, Refused("project_slug", "e.g. " + "a" * 30)),
@@ -276,7 +281,7 @@ def check_baked(project, answers, outcome):
         lines = readme.read_text().splitlines()
         assert lines[0] == f"# {recorded['project_name']}" and recorded["description"] in lines
     # The page title is the project's name, whatever quotes or backslashes it holds.
-    source = (project / "core/context_processors.py").read_text()
+    source = (project / "heroku_runtime/context_processors.py").read_text()
     title = re.search(r"json\.loads\(r'''(.*)'''\)", source)
     assert json.loads(title[1]) == recorded["project_name"]
     # No answer reaches the file that nginx's buildpack renders with ERB.

@@ -175,12 +175,12 @@ def test_redis_broker_runs_a_task(bake_once, venv_python, redis_server, tmp_path
                 "manage.py",
                 "shell",
                 "-c",
-                "from django_q.tasks import async_task; async_task('core.tasks.compute_example', 'via-redis')",
+                "from django_q.tasks import async_task; async_task('example.tasks.compute_example', 'via-redis')",
             ],
             cwd=project,
             env=environ,
         )
-        probe = "from core.models import ExampleResult; print(ExampleResult.objects.filter(key='via-redis').count())"
+        probe = "from example.models import ExampleResult; print(ExampleResult.objects.filter(key='via-redis').count())"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             count = run([venv_python, "manage.py", "shell", "-c", probe], cwd=project, env=environ).stdout.split()[-1]

@@ -77,7 +77,7 @@ def assert_clean_stop(record, output, limit, what):
 ENQUEUE = """
 from django_q.tasks import async_task
 for key, seconds in {tasks!r}:
-    async_task("core.tasks.compute_example", key, seconds, task_name=f"restart-{{key}}")
+    async_task("example.tasks.compute_example", key, seconds, task_name=f"restart-{{key}}")
 """
 
 
@@ -112,7 +112,7 @@ def query(postgres, worker, sql):
 
 def done(postgres, worker, keys):
     listed = ", ".join(f"'{key}'" for key in keys)
-    rows = query(postgres, worker, f"SELECT key, digest, runs FROM core_exampleresult WHERE key IN ({listed})")
+    rows = query(postgres, worker, f"SELECT key, digest, runs FROM example_exampleresult WHERE key IN ({listed})")
     return {key: (digest, int(runs)) for key, digest, runs in rows}
 
 
@@ -260,7 +260,7 @@ def test_web_stops_after_finishing_requests_in_flight(web, user, postgres, workd
             record, requests, results = in_flight_run(dyno, port)
         output = dyno.output
         assert_clean_stop(record, output, GRACE, f"{server} run {run}")
-        finished = {key for (key,) in postgres.sql("SELECT key FROM core_exampleresult", database)}
+        finished = {key for (key,) in postgres.sql("SELECT key FROM example_exampleresult", database)}
         answered = {route: 0 for route in set(requests.values())}
         for key, route in requests.items():
             answered[route] += results.get(key) == 202

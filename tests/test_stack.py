@@ -270,9 +270,9 @@ def test_release_phase_migrates_directly(stack):
         "starting pgbouncer" not in stack.release_output
         and "starting app: bash -c python manage.py migrate" in stack.release_output
     )
-    assert "Applying core.0001_initial... OK" in stack.release_output
+    assert "Applying example.0001_initial... OK" in stack.release_output
     tables = stack.postgres.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", stack.database)
-    assert ["core_exampleresult"] in tables
+    assert ["example_exampleresult"] in tables
 
 
 def test_dyno_environment(stack):
@@ -285,8 +285,11 @@ def test_dyno_environment(stack):
     # Production settings are on (DYNO set, CI gone): plain HTTP is redirected, HTTPS gets HSTS.
     status, headers, _ = rs.http_request(stack.port, "GET", "/", {"Host": "localhost"})
     assert status == 301 and headers["location"] == ["https://localhost/"]
-    status, headers, _ = get(stack, "/")
+    status, headers, body = get(stack, "/")
     assert status == 200 and "strict-transport-security" in headers
+    # The home page names the stack that served it.
+    server = {"gunicorn": "gunicorn", "uwsgi": "uWSGI", "waitress": "waitress"}[stack.answers["wsgi_server"]]
+    assert f"Served by nginx → {server} ".encode() in body and " → PgBouncer → PostgreSQL.".encode() in body, body
 
 
 def test_dyno_processes_are_found(stack):
@@ -396,7 +399,7 @@ import json, os
 import psycopg
 from django.db import connection, transaction
 from django.db.models import F
-from core.models import ExampleResult
+from example.models import ExampleResult
 
 def backend():
     with connection.cursor() as cursor:
@@ -505,7 +508,7 @@ def test_worker_runs_task_enqueued_by_web(stack):
 
     # Web and worker dynos would both need port 6000 here: stop the web dyno first, as a shutdown.
     stack.web.stop()
-    query = f"SELECT digest, runs FROM core_exampleresult WHERE key = '{key}'"
+    query = f"SELECT digest, runs FROM example_exampleresult WHERE key = '{key}'"
     with rs.Dyno(
         stack.project, "worker", stack.env, stack.user, stack.workdir / "worker.log", stack.postgres
     ) as worker:

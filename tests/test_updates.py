@@ -65,7 +65,7 @@ def test_cruft_update_pulls_a_template_change_and_keeps_the_answers(tmp_path):
     assert (project / "config/serve_waitress.py").read_text().endswith("# template v2\n")
     # The answers still hold: no other server's files came back, the worker stays out.
     assert not (project / "config/gunicorn.conf.py").exists()
-    assert not (project / "core/tasks.py").exists()
+    assert not (project / "example/tasks.py").exists()
     recorded = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
     assert {key: recorded[key] for key in ANSWERS} == ANSWERS
     run([*CRUFT, "check"], cwd=project)

@@ -70,12 +70,12 @@ def enqueue(dyno, baked_venv, tasks):
 
 def example(key, seconds=0):
     # Its own timeout, above Q_TIMEOUT when it sleeps longer, below Q_RETRY so that it is not run twice.
-    return (f"example-{key}", "core.tasks.compute_example", (key, seconds), Q_RETRY - 2 if seconds else None)
+    return (f"example-{key}", "example.tasks.compute_example", (key, seconds), Q_RETRY - 2 if seconds else None)
 
 
 def results(postgres, keys):
     listed = ", ".join(f"'{key}'" for key in keys)
-    rows = postgres.sql(f"SELECT key, digest, runs FROM core_exampleresult WHERE key IN ({listed})", "worker_faults")
+    rows = postgres.sql(f"SELECT key, digest, runs FROM example_exampleresult WHERE key IN ({listed})", "worker_faults")
     return {key: (digest, int(runs)) for key, digest, runs in rows}
 
 

@@ -32,7 +32,7 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "28"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # Import the project once, in the master, and fork the workers from it: a worker that is replaced starts
 # in milliseconds instead of importing Django again, and the forked workers share the imported code's
-# pages. The app opens no database connection at import (core/apps.py talks to PgBouncer's console and
+# pages. The app opens no database connection at import (heroku_runtime/apps.py talks to PgBouncer's console and
 # closes it), so no socket is shared across the fork. Measured (benchmarks/run.py --quick, two runs each
 # way on a shared 2-core machine): the web dyno's PSS 79 and 81 MB with it, 103 and 106 MB without; the
 # saving wears off as workers run and Python writes to the shared objects (reference counts, the garbage

@@ -16,6 +16,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from heroku_runtime import hsts
+
 from .env import IS_HEROKU_APP, env_addresses, env_bool, env_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -47,7 +49,15 @@ ALLOWED_HOSTS = env_list(
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "core",
+{% if cookiecutter.use_worker %}
+    # The Heroku runtime layer (heroku_runtime/). First on purpose: Django takes a management command from the
+    # first app that has one, and its qcluster replaces django_q's so that the worker stops cleanly on
+    # Heroku's SIGTERM (heroku_runtime/management/commands/qcluster.py; a test in the app checks the order).
+{% else %}
+    # The Heroku runtime layer (heroku_runtime/): /health/, PgBouncer, the 503 middleware, the statement timeout.
+{% endif %}
+    "heroku_runtime",
+    "example",  # your starting point: delete this line, example/ and its line in urls.py to drop it
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -65,8 +75,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Straight after SecurityMiddleware: https://whitenoise.readthedocs.io/en/stable/django.html
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # 503 with Retry-After, fast, while the database can't be reached (core/middleware.py).
-    "core.middleware.DatabaseUnavailableMiddleware",
+    # 503 with Retry-After, fast, while the database can't be reached (heroku_runtime/middleware.py).
+    "heroku_runtime.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -87,7 +97,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "core.context_processors.project",
+                "heroku_runtime.context_processors.project",
             ],
         },
     },
@@ -126,8 +136,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 # PostgreSQL cancels any statement that runs longer than this, so that a query stuck behind a lock fails
 # the request (a 500 page) before Heroku's router gives up on it at 30 s and before the WSGI server's own
 # timeout (28 s), instead of keeping a server connection and a worker busy long after the client left.
-# PgBouncer can't pass it per connection (it refuses startup options), so the release phase sets it as
-# the role's default in the database (core/management/commands/migrate.py): it holds for every server
+# PgBouncer can't pass it per connection (it refuses startup options), so the release phase's migrate sets
+# it as the role's default in the database (heroku_runtime/statement_timeout.py): it holds for every server
 # connection PgBouncer opens, in both pool modes. "" or 0: no timeout. Values: 25s, 500ms, 2min.
 DATABASE_STATEMENT_TIMEOUT = os.environ.get("DATABASE_STATEMENT_TIMEOUT", "25s" if IS_HEROKU_APP else "").strip()
 if not re.fullmatch(r"(\d+(ms|s|min)?)?", DATABASE_STATEMENT_TIMEOUT):
@@ -175,21 +185,11 @@ if IS_HEROKU_APP and not LOCAL_HTTP:
     SECURE_REDIRECT_EXEMPT = [r"^health/$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    # Start low and raise it once every subdomain serves HTTPS: browsers remember it for this long.
-    # config/nginx.conf.erb reads the same three variables for nginx's own error pages.
-    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "3600"))
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
-    # Browsers' preload lists (https://hstspreload.org) take a site only with a max-age of a year or more
-    # and includeSubDomains, and removal takes months: preload follows the max-age, off until it is raised.
-    HSTS_PRELOAD_MIN_SECONDS = 31536000
-    _preload_allowed = SECURE_HSTS_SECONDS >= HSTS_PRELOAD_MIN_SECONDS and SECURE_HSTS_INCLUDE_SUBDOMAINS
-    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", _preload_allowed)
-    if SECURE_HSTS_PRELOAD and not _preload_allowed:
-        raise ImproperlyConfigured(
-            f"DJANGO_SECURE_HSTS_PRELOAD is on with DJANGO_SECURE_HSTS_SECONDS={SECURE_HSTS_SECONDS}: preload lists "
-            f"require a max-age of at least {HSTS_PRELOAD_MIN_SECONDS} (a year) and includeSubDomains; raise the "
-            "max-age first, or unset DJANGO_SECURE_HSTS_PRELOAD."
-        )
+    # The policy and its defaults: heroku_runtime/hsts.py, which config/nginx.conf.erb runs too.
+    try:
+        SECURE_HSTS_SECONDS, SECURE_HSTS_INCLUDE_SUBDOMAINS, SECURE_HSTS_PRELOAD = hsts.policy()
+    except ValueError as error:
+        raise ImproperlyConfigured(str(error)) from None
     if not SECURE_HSTS_PRELOAD:
         # check --deploy's "you have not set SECURE_HSTS_PRELOAD": off on purpose until the max-age allows it.
         SILENCED_SYSTEM_CHECKS = ["security.W021"]

@@ -1,0 +1,13 @@
+import pytest
+
+
+def test_tasks_go_through_redis(fresh_settings):
+    cluster = fresh_settings("settings.Q_CLUSTER", REDIS_URL="rediss://:secret@example.invalid:6380")
+    assert cluster["redis"] == "rediss://:secret@example.invalid:6380?ssl_cert_reqs=none"
+    assert "orm" not in cluster
+
+
+def test_heroku_refuses_to_start_without_redis(fresh_settings):
+    with pytest.raises(AssertionError, match="REDIS_URL is not set"):
+        # With a bucket, in case the S3 media option (also required on Heroku) is baked too.
+        fresh_settings("settings.Q_CLUSTER", DYNO="worker.1", DJANGO_SECRET_KEY="x" * 64, AWS_STORAGE_BUCKET_NAME="b")
