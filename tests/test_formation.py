@@ -151,7 +151,12 @@ def test_web_and_worker_in_two_terminals(project, baked_venv, user, workdir):
             assert web.app_environ()["DATABASE_URL"].endswith("@127.0.0.1:6000/db1")
             assert enqueue(port, "from-two-terminals") == 302
             worker_ran(worker, port, "from-two-terminals")
-            assert worker.stop()["returncode"] == 0
+            # Not worker.stop(): its leftovers are the user's processes in the project, the web dyno's too.
+            worker.process.send_signal(signal.SIGTERM)
+            assert worker.process.wait(45) == 0, worker.output[-3000:]
+            session = [pid for pid, (_p, sid, _u, _c) in rs.process_table().items() if sid == worker.process.pid]
+            assert not session, f"left by the worker dyno: {session}"
+            worker.stopped = {"returncode": 0, "leftovers": {}}  # stopped: nothing for rs.Dyno's exit to do
         assert plain_get(port)[0] == 200, "stopping the worker dyno stopped the web dyno"
         record = web.stop()
     assert record["returncode"] == 0 and not record["leftovers"] and not addon_processes(project), record
