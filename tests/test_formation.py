@@ -104,6 +104,17 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
+def test_the_readme_shows_these_commands(project):
+    """What this module runs is what the README tells a user to run."""
+    from test_readme import code_spans
+
+    shown = code_spans((project / "README.md").read_text())
+    for command in ("bin/dyno", "heroku local", "npm install -g heroku"):
+        assert command in shown, f"the README does not show `{command}`"
+    for stand_in in ("bin/start-nginx", "bin/start-pgbouncer"):
+        assert stand_in in shown and "Heroku's build replaces this file" in (project / stand_in).read_text()
+
+
 def test_formation_runs_a_task_enqueued_from_the_browser(project, baked_venv, user, workdir, browser):
     """`bin/dyno`: web and worker each with its own PgBouncer, one PostgreSQL; the form submitted in Chromium
     is queued by the web dyno and run by the worker dyno while the web dyno serves; Ctrl-C stops the dynos,
