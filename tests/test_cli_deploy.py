@@ -12,9 +12,9 @@ import re
 import shlex
 
 import pytest
+from test_readme import ALL_ANSWERS
 
 from conftest import answers_id, bake
-from test_readme import ALL_ANSWERS
 
 
 def bash_blocks(text):
@@ -87,7 +87,12 @@ def differences(project):
             found.append(f"{name}={value}: not a generated secret")
     for process_type in sorted(set(app["formation"]) | set(shown["formation"])):
         spec, scaled = app["formation"].get(process_type), shown["formation"].get(process_type)
-        if not spec or not scaled or scaled["quantity"] != spec["quantity"] or scaled["size"] not in (None, spec["size"]):
+        if (
+            not spec
+            or not scaled
+            or scaled["quantity"] != spec["quantity"]
+            or scaled["size"] not in (None, spec["size"])
+        ):
             found.append(f"formation {process_type}: {scaled}, app.json {spec}")
     return found
 

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-import realstack as rs
 from test_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
 from test_dyno_local import ROOT_USER, addon_processes, csrf_form, local_env, plain_get, real_uids, root_owned_dir
+
+import realstack as rs
 
 HEROKU = shutil.which("heroku") or "/usr/bin/heroku"
 
@@ -129,7 +129,9 @@ def test_formation_runs_a_task_enqueued_from_the_browser(project, baked_venv, us
                            "the worker dyno's cluster to run", timeout=120)  # fmt: skip
         ini = {name: (project / ".dyno" / f"{name}.1" / "pgbouncer.ini").read_text() for name in ("web", "worker")}
         assert "listen_port = 6000" in ini["web"] and "listen_port = 6001" in ini["worker"], ini
-        assert re.search(r"^web\.1 +\| ", formation.output, re.M) and re.search(r"^worker\.1 +\| ", formation.output, re.M)
+        assert re.search(r"^web\.1 +\| ", formation.output, re.M) and re.search(
+            r"^worker\.1 +\| ", formation.output, re.M
+        )
 
         url = f"http://127.0.0.1:{port}/"
         browser.get(url)
@@ -277,11 +279,12 @@ def test_heroku_local_as_root_runs_as_the_dyno_user(bake_once, baked_venv, user,
         dyno_side = {
             pid: cmd
             for pid, (_p, _s, _u, cmd) in ours.items()
-            if re.search(r"bin/dyno|pgbouncer |gunicorn|qcluster|nginx: |postgres", cmd) and not cmd.startswith("/bin/sh")
+            if re.search(r"bin/dyno|pgbouncer |gunicorn|qcluster|nginx: |postgres", cmd)
+            and not cmd.startswith("/bin/sh")
         }
         commands = " ".join(dyno_side.values())
-        for expected in ("bin/dyno --stand-in bin/start-nginx", "bin/dyno --stand-in bin/start-pgbouncer", "nginx: master",
-                         "pgbouncer", "gunicorn", "qcluster", "postgres -D"):  # fmt: skip
+        stand_ins = ("bin/dyno --stand-in bin/start-nginx", "bin/dyno --stand-in bin/start-pgbouncer")
+        for expected in (*stand_ins, "nginx: master", "pgbouncer", "gunicorn", "qcluster", "postgres -D"):
             assert expected in commands, f"{expected!r} not among the processes: {commands}"
         as_root = {pid: cmd for pid, cmd in dyno_side.items() if real_uids(pid) != {user.uid}}
         assert not as_root, f"processes not run as {user.name}: {as_root}"

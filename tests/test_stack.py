@@ -98,7 +98,8 @@ def stack(request, bake_once, baked_venv, user, workdir, postgres):
 def pgbouncer_show(user, what, port=6000):
     """SHOW <what> on PgBouncer's admin console, reached as the dyno's user over the unix socket."""
     result = rs.run_as(
-        user, ["psql", "-X", "--csv", "-h", "/tmp", "-p", str(port), "-U", "pgbouncer", "pgbouncer", "-c", f"SHOW {what}"]
+        user,
+        ["psql", "-X", "--csv", "-h", "/tmp", "-p", str(port), "-U", "pgbouncer", "pgbouncer", "-c", f"SHOW {what}"],
     )
     return list(csv.DictReader(io.StringIO(result.stdout)))
 

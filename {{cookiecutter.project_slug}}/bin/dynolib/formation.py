@@ -30,7 +30,7 @@ def relay(name, stream):
 def run(types, environ, supervisor):
     """Start `bin/dyno TYPE` for each type; their exit status once they are all stopped."""
     names = [f"{process_type}.1" for process_type in types]
-    for process_type, name in zip(types, names):
+    for process_type, name in zip(types, names, strict=True):
         process = supervisor.start(
             name,
             [sys.executable, str(ROOT / "bin" / "dyno"), process_type],

@@ -42,7 +42,9 @@ def check(env, uses_nginx, pgbouncer_port, app):
             f"port {pgbouncer_port} is in use: is this process type already running (another bin/dyno or heroku local)?"
         )
     if uses_nginx and socket_live(nginx.SOCKET):
-        problems.append(f"an app already serves on {nginx.SOCKET}: is another web dyno (bin/dyno, heroku local) running?")
+        problems.append(
+            f"an app already serves on {nginx.SOCKET}: is another web dyno (bin/dyno, heroku local) running?"
+        )
     for stale in (nginx.READY_FILE, nginx.SOCKET) if uses_nginx and not problems else ():
         try:
             stale.unlink(missing_ok=True)  # nginx must wait for this run's app, not a previous one's
