@@ -251,12 +251,39 @@ def test_heroku_local_as_an_ordinary_user(project, baked_venv, user, workdir, ty
         project, user, baked_venv, workdir / f"local-{name}.log", types, task_key=None if types else "from-heroku-local"
     )
     assert "not found" not in output and "dyno: starting app:" in output, output[-3000:]
+    assert "second signal" not in output and "SIGKILL to what is left" not in output, "Ctrl-C did not stop in order"
     assert not record["leftovers"], record
     assert not addon_processes(project), output[-3000:]
     for process_type, pgbouncer_port in (("web", 6000), ("worker", 6001)):
         if process_type in types or not types:
             ini = (project / ".dyno" / f"{process_type}.1" / "pgbouncer.ini").read_text()
             assert f"listen_port = {pgbouncer_port}" in ini
+
+
+def test_heroku_local_stops_every_type_when_one_exits(project, baked_venv, user, workdir):
+    """The worker's app dies: its dyno exits 1, `heroku local` stops the web dyno too (it signals only the
+    web line's shell, which waits for its command: bin/dyno sees its runner stopping) and exits."""
+    port = rs.free_port()
+    with heroku_local(project, cli_env(user, baked_venv, port), user, workdir / "local-one-exits.log") as local:
+        local.wait_for(lambda: plain_get(port)[0] == 200, f"GET / on {port}", timeout=300)
+        local.wait_for(lambda: "running." in local.output, "the worker's cluster to run", timeout=120)
+        table, session = rs.process_table(), local.dyno_pids()
+        dynos = {
+            pid for pid in session if "bin/dyno --stand-in bin/start-pgbouncer" in table.get(pid, (0, 0, 0, ""))[3]
+        }
+        apps = [pid for pid, (ppid, _s, _u, cmd) in table.items() if ppid in dynos and "manage.py qcluster" in cmd]
+        assert len(apps) == 1, (dynos, apps)
+        os.kill(apps[0], signal.SIGKILL)
+        try:
+            local.process.wait(60)
+        except subprocess.TimeoutExpired:
+            local.fail("heroku local still runs 60 s after the worker's app died")
+        deadline = time.monotonic() + 45
+        while local.dyno_pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        record = local.stop()
+    assert "the Procfile runner is stopping" in local.output, local.output[-3000:]
+    assert not record["leftovers"] and not addon_processes(project), record
 
 
 def test_heroku_local_as_root_runs_as_the_dyno_user(bake_once, baked_venv, user, workdir):
