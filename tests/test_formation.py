@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
+from itertools import groupby
 from pathlib import Path
 
 import pytest
@@ -206,6 +207,7 @@ def test_app_started_before_pgbouncer_accepts_answers_503_never_500(project, bak
         web.wait_for(served_200, "GET / to answer 200 once PgBouncer listens", timeout=120, interval=0.2)
         record = web.stop()
     statuses = [status for status, _retry in answers]
+    print(f"[formation] PgBouncer 20 s late, answers in order: {[(s, len(list(g))) for s, g in groupby(statuses)]}")
     assert statuses and statuses[-1] == 200 and 500 not in statuses, answers
     unavailable = [retry for status, retry in answers if status == 503]
     assert unavailable and all(unavailable), f"no 503 with Retry-After before PgBouncer listened: {answers}"
