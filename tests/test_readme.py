@@ -164,7 +164,7 @@ def variables_read(project):
         for pattern in ENVIRON_READS:
             read |= {name for match in pattern.findall(text) for name in ([match] if isinstance(match, str) else match)}
     # bin/dyno reads PGBOUNCER_<KEY> for every key of its table of the buildpack's defaults.
-    dyno = ast.parse((project / "bin/dynolib/buildpacks.py").read_text())
+    dyno = ast.parse((project / "bin/dynolib/pgbouncer.py").read_text())
     for node in dyno.body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PGBOUNCER_DEFAULTS":
             read |= {f"PGBOUNCER_{key.value.upper()}" for key in node.value.keys}

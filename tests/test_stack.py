@@ -95,17 +95,19 @@ def stack(request, bake_once, baked_venv, user, workdir, postgres):
         s.web.__exit__(None, None, None)
 
 
-def pgbouncer_show(user, what):
+def pgbouncer_show(user, what, port=6000):
     """SHOW <what> on PgBouncer's admin console, reached as the dyno's user over the unix socket."""
     result = rs.run_as(
-        user, ["psql", "-X", "--csv", "-h", "/tmp", "-p", "6000", "-U", "pgbouncer", "pgbouncer", "-c", f"SHOW {what}"]
+        user,
+        ["psql", "-X", "--csv", "-h", "/tmp", "-p", str(port), "-U", "pgbouncer", "pgbouncer", "-c", f"SHOW {what}"],
     )
     return list(csv.DictReader(io.StringIO(result.stdout)))
 
 
-def assert_postgres_sees_only_pgbouncer(s):
+def assert_postgres_sees_only_pgbouncer(s, pgbouncer_port=6000):
     """Every client backend of the app's database is a server connection of PgBouncer (by local port)."""
-    server_ports = {int(row["local_port"]) for row in pgbouncer_show(s.user, "SERVERS") if row["database"] == "db1"}
+    servers = pgbouncer_show(s.user, "SERVERS", pgbouncer_port)
+    server_ports = {int(row["local_port"]) for row in servers if row["database"] == "db1"}
     backends = s.postgres.sql(
         "SELECT client_addr, client_port FROM pg_stat_activity "
         f"WHERE datname = '{s.database}' AND backend_type = 'client backend'"
@@ -506,7 +508,7 @@ def test_worker_runs_task_enqueued_by_web(stack):
     assert json.loads(body)["key"] == key
     assert stack.postgres.sql("SELECT count(*) FROM django_q_ormq", stack.database) != [["0"]], "nothing was queued"
 
-    # Web and worker dynos would both need port 6000 here: stop the web dyno first, as a shutdown.
+    # The worker dyno runs after the web dyno here (tests/test_formation.py runs them side by side).
     stack.web.stop()
     query = f"SELECT digest, runs FROM example_exampleresult WHERE key = '{key}'"
     with rs.Dyno(
@@ -516,8 +518,8 @@ def test_worker_runs_task_enqueued_by_web(stack):
             lambda: stack.postgres.sql(query, stack.database), f"the task for {key} to run", timeout=90
         )
         assert rows[0][0] == hashlib.sha256(key.encode()).hexdigest()
-        assert worker.app_environ()["DATABASE_URL"].endswith("@127.0.0.1:6000/db1")
-        assert_postgres_sees_only_pgbouncer(stack)
+        assert worker.app_environ()["DATABASE_URL"].endswith("@127.0.0.1:6001/db1")  # its own PgBouncer's port
+        assert_postgres_sees_only_pgbouncer(stack, 6001)
         stack.worker_stop = worker.stop()
         stack.worker_output = worker.output
 

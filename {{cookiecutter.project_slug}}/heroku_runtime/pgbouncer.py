@@ -14,12 +14,12 @@ import psycopg
 from psycopg.rows import dict_row
 
 SOCKET_DIR = "/tmp"
-PORT = 6000
+PORT = 6000  # the buildpack's; a local formation gives each process type its own (bin/dyno)
 SHOW_COMMANDS = ("STATS", "POOLS")
 
 
 # What bin/start-pgbouncer points DATABASE_URL at: this process talks to the dyno's own PgBouncer.
-LOCAL_POOL_URL = re.compile(r"@127\.0\.0\.1:6000/db\d+$")
+LOCAL_POOL_URL = re.compile(r"@127\.0\.0\.1:(\d+)/db\d+$")
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,15 @@ class PgBouncerUnavailable(Exception):
     pass
 
 
+def pool_port():
+    """The port of the dyno's PgBouncer, from DATABASE_URL as bin/start-pgbouncer rewrote it."""
+    match = LOCAL_POOL_URL.search(os.environ.get("DATABASE_URL", ""))
+    return int(match[1]) if match else PORT
+
+
 def connect_admin():
     return psycopg.connect(
-        host=SOCKET_DIR, port=PORT, dbname="pgbouncer", user="pgbouncer", autocommit=True, connect_timeout=3
+        host=SOCKET_DIR, port=pool_port(), dbname="pgbouncer", user="pgbouncer", autocommit=True, connect_timeout=3
     )
 
 

@@ -1,15 +1,21 @@
 """bin/dyno's parts, one job each (bin/dyno itself only puts them together):
 
-  buildpacks.py  what the Python, pgbouncer and nginx buildpacks do on a dyno: the Procfile line, the
-                 dyno's environment, nginx's and PgBouncer's configs
-  config.py      the config vars: .env (read as `heroku local` reads it) and app.json's generated secrets
-  addons.py      local stand-ins for the add-ons: PostgreSQL, Redis, memcached, under .dyno/
-  account.py     started as root: the unprivileged user the dyno runs as
-  supervisor.py  starting the processes and stopping them the way Heroku stops a dyno
+  configvars.py   the config vars: .env (read as `heroku local` reads it) and app.json's generated secrets
+  procfile.py     the Procfile's process types and lines, the buildpacks' wrappers on a line, the formation
+  environment.py  the environment a dyno gets from the Python buildpack, and finding programs in it
+  build.py        the build step: collectstatic, as the Python buildpack runs it
+  preflight.py    what would make the dyno fail (programs, ports, URLs), said all at once before starting
+  account.py      started as root: the unprivileged user the dyno runs as, and what it must be able to run
+  addons.py       local stand-ins for the add-ons: PostgreSQL, Redis, memcached, under .dyno/
+  pgbouncer.py    bin/start-pgbouncer's work: pgbouncer.ini from PGBOUNCER_*, the rewritten database URLs
+  nginx.py        bin/start-nginx's work: config/nginx.conf.erb rendered with erb, the ready file it waits for
+  supervisor.py   starting the processes and stopping them the way Heroku stops a dyno
+  formation.py    every process type of app.json's formation at once, each its own dyno, one set of add-ons
 
 Standard library only: bin/dyno runs before any virtualenv exists.
 """
 
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent  # the project: bin/dynolib/ -> bin/ -> project
@@ -21,6 +27,10 @@ def venv_command():
     if (ROOT / "uv.lock").exists():
         return "uv sync --python /usr/bin/python3"
     return "/usr/bin/python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+
+
+def hide_password(text):
+    return re.sub(r"(://[^:@/]*:)[^@/]*@", r"\1***@", text)
 
 
 class Fail(Exception):

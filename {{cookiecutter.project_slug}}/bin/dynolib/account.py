@@ -5,12 +5,14 @@ user is DYNO_USER if set, else the one who ran sudo, else `dyno` (created with u
 bin/dyno first checks that user can reach the project, runs the build step (collectstatic writes into the
 checkout, which root owns), gives it .dyno/, then drops root for good before it starts anything, so
 every process it starts (nginx, PgBouncer, the app, the add-ons) runs as that user, which it says. A
-project under /root, or a virtualenv made with a Python under /root (pyenv), is refused with what to do.
+project under /root, or a Python under /root (pyenv's) running bin/dyno or in the virtualenv, is refused
+with what to do, before anything starts.
 """
 
 import os
 import pwd
 import subprocess
+import sys
 
 from dynolib import ROOT, STATE, Fail, say, venv_command
 
@@ -40,6 +42,16 @@ def give(path, user):
             os.lchown(name, user.pw_uid, user.pw_gid)
 
 
+def runs(python):
+    """Whether this user can run `python` and its standard library: after bin/dyno drops root, a Python under
+    /root (pyenv's) fails at its first lazy import (socket's idna codec: `LookupError: unknown encoding`)."""
+    try:
+        check = [str(python), "-c", "import encodings.idna, json, socket"]
+        return subprocess.run(check, stdin=subprocess.DEVNULL, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def unreachable(user):
     """What `user` cannot reach that the dyno needs, found in a child process that becomes that user."""
     read, write = os.pipe()
@@ -54,8 +66,13 @@ def unreachable(user):
             problems.append(
                 f"{user.pw_name} cannot read {ROOT}: put the project where every user can read it, not under /root"
             )
+        if not runs(sys.executable):
+            problems.append(
+                f"{user.pw_name} cannot run the Python bin/dyno runs under ({sys.executable}): run bin/dyno "
+                "with a Python every user can run, e.g. /usr/bin/python3 bin/dyno, or put /usr/bin first on PATH"
+            )
         python = ROOT / ".venv" / "bin" / "python"
-        if os.path.lexists(python) and not os.access(python, os.X_OK):
+        if os.path.lexists(python) and not runs(python):
             problems.append(
                 f"{user.pw_name} cannot run .venv/bin/python ({os.path.realpath(python)}): recreate the virtualenv "
                 f"with a Python every user can run: rm -rf .venv && {venv_command()}"

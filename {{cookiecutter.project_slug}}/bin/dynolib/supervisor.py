@@ -1,8 +1,8 @@
 """Start the dyno's processes, notice when one exits, and stop them all the way Heroku stops a dyno.
 
 Not honcho (or foreman): their managers start a Procfile's processes side by side and stop them all with
-SIGTERM and a SIGKILL 5 s later (honcho's KILL_WAIT), while a dyno needs an order: PgBouncer before the
-app, nginx only once the app is ready, PgBouncer stopped with SIGINT only once the app has gone (it would
+SIGTERM and a SIGKILL 5 s later (honcho's KILL_WAIT), while a dyno needs an order: PgBouncer started before
+the app, nginx only once the app is ready, PgBouncer stopped with SIGINT only once the app has gone (it would
 drop the app's last queries on SIGTERM), the add-ons after the dyno, and Heroku's 30 s before the SIGKILL.
 And bin/dyno must run before any package is installed.
 """
@@ -94,15 +94,20 @@ class Supervisor:
                     process.returncode = os.waitstatus_to_exitcode(status)
         return [name for name, process in self.processes.items() if process.returncode is not None]
 
-    def wait(self, condition=lambda: False, timeout=None):
-        """Until condition() holds, a process exits (its name is returned), a signal comes or time is up."""
-        deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+    def wait(self, condition=lambda: False, timeout=None, every=0.1):
+        """Until condition() holds, a process exits (its name is returned), a signal comes or time is up.
+        condition() is asked at once, then every `every` seconds; exits and signals are seen within 0.1 s."""
+        now = time.monotonic()
+        deadline = now + (timeout if timeout is not None else float("inf"))
+        ask = now
         while not self.signals and time.monotonic() < deadline:
             exited = self.reap()
             if exited:
                 return exited[0]
-            if condition():
-                return None
+            if time.monotonic() >= ask:
+                if condition():
+                    return None
+                ask += every
             time.sleep(0.1)
         return None
 

@@ -53,7 +53,7 @@ def generated(name):
     return path.read_text().strip()
 
 
-def config_vars(environ, dry=False):
+def read(environ, dry=False):
     """The environment the dyno starts from; the add-ons' variables are added later."""
     env = dict(environ)
     if DOTENV.exists():
