@@ -77,7 +77,9 @@ def differences(project):
     plans = {addon["plan"] if isinstance(addon, dict) else addon for addon in app["addons"]}
     if shown["addons"] != plans:
         found.append(f"add-ons {sorted(shown['addons'])}, app.json {sorted(plans)}")
-    for name in sorted(set(app["env"]) ^ set(shown["config"])):
+    # An optional entry with no value (the email server's) is one the Deploy Button also leaves unset.
+    optional = {name for name, spec in app["env"].items() if spec.get("required") is False and "value" not in spec}
+    for name in sorted((set(app["env"]) - optional) ^ (set(shown["config"]) - optional)):
         found.append(f"{name}: {'only in app.json' if name in app['env'] else 'not in app.json'}")
     for name, spec in app["env"].items():
         value = shown["config"].get(name)
