@@ -119,7 +119,7 @@ def test_python_parses_and_lints(baked):
 def test_heroku_build_files(baked):
     answers, project = baked
     python_version = (project / ".python-version").read_text().strip()
-    assert python_version == "3.13"
+    assert python_version == "3.14"
     # ruff lints for the Python that Heroku installs, so its upgrade rules never suggest what that Python lacks.
     ruff = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["ruff"]
     assert ruff["target-version"] == "py" + python_version.replace(".", "")

@@ -1,0 +1,62 @@
+"""Python 3.14, the baked .python-version (what Heroku installs), for the tests that need the production Python.
+
+Debian 12 has no 3.14 and nothing here may download one (python.org and GitHub are unreachable), but Debian's
+unstable archive, reachable as the Debian registry is, carries python3.14. Its binaries need unstable's glibc,
+so they live in a root of their own: debootstrap's minbase of sid with python3.14 and what pip needs to
+compile uWSGI (tests/freshroot.py builds and caches it as a tarball, as it does the clean Debian 12 root),
+unpacked once beside its tarball. The unstable binaries, not CPython built from Debian's source package:
+the source tarball is not served here, and a build would take many minutes of a shared CPU where debootstrap
+takes about one.
+
+Commands run chrooted in it as root (freshroot.run_in_root: private mount and PID namespaces, this machine's
+network) with a private /tmp, the test's own directories bound at the same paths (so a bake, a venv and the
+paths in their error messages are the same inside and out), and pip's and uv's caches kept between runs.
+"""
+
+import fcntl
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import freshroot
+
+VERSION = "3.14"
+PYTHON = f"/usr/bin/python{VERSION}"
+SUITE = "sid"
+# venv for `python -m venv` (Debian splits ensurepip out), -dev, gcc and libc6-dev for uWSGI, which pip
+# compiles from its sdist (no wheels), as Heroku's build does; ca-certificates for pip and uv over TLS.
+PACKAGES = [f"python{VERSION}", f"python{VERSION}-venv", f"python{VERSION}-dev", "gcc", "libc6-dev", "ca-certificates"]
+CACHE = "/root/.cache"  # pip's and uv's, inside the root
+
+
+def python_root(cache_dir):
+    """The unpacked root (cached as `<tarball name>.d`), built when missing; a lock keeps concurrent runs apart."""
+    tarball = freshroot.base_tarball(cache_dir, SUITE, PACKAGES)
+    root = tarball.with_suffix(".d")
+    with open(f"{root}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / PYTHON.lstrip("/")).exists():
+            partial = Path(tempfile.mkdtemp(prefix="unpack-", dir=cache_dir))
+            try:
+                subprocess.run(["tar", "-C", str(partial), "-xf", str(tarball)], check=True)
+                freshroot.share_network(partial)
+                (partial / CACHE.lstrip("/")).mkdir(parents=True, exist_ok=True)
+                shutil.rmtree(root, ignore_errors=True)
+                os.replace(partial, root)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+    return root
+
+
+def run(root, command, binds=(), cwd=None, env=None, timeout=1800, check=True):
+    """The shell `command` as root in the 3.14 root, in `cwd`, with `env` on top of a login shell's, `binds`
+    (this machine's directories) at their own paths, and a private /tmp (the servers' fixed sockets live there)."""
+    if cwd:
+        command = f"cd {shlex.quote(str(cwd))} && {command}"
+    assignments = " ".join(shlex.quote(f"{key}={value}") for key, value in (env or {}).items())
+    if assignments:
+        command = f"export {assignments}; {command}"
+    return freshroot.run_in_root(root, command, timeout=timeout, check=check, tmpfs=["/tmp"], binds=binds)
