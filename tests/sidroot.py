@@ -26,9 +26,18 @@ import freshroot
 VERSION = "3.14"
 PYTHON = f"/usr/bin/python{VERSION}"
 SUITE = "sid"
-# venv for `python -m venv` (Debian splits ensurepip out), -dev, gcc and libc6-dev for uWSGI, which pip
-# compiles from its sdist (no wheels), as Heroku's build does; ca-certificates for pip and uv over TLS.
-PACKAGES = [f"python{VERSION}", f"python{VERSION}-venv", f"python{VERSION}-dev", "gcc", "libc6-dev", "ca-certificates"]
+# venv for `python -m venv` (Debian splits ensurepip out); -dev, gcc, libc6-dev and libcrypt-dev (uWSGI
+# links -lcrypt) for uWSGI, which pip and uv compile from its sdist (it has no wheels), as Heroku's build
+# does with its build image's headers; ca-certificates for pip and uv over TLS.
+PACKAGES = [
+    f"python{VERSION}",
+    f"python{VERSION}-venv",
+    f"python{VERSION}-dev",
+    "gcc",
+    "libc6-dev",
+    "libcrypt-dev",
+    "ca-certificates",
+]
 CACHE = "/root/.cache"  # pip's and uv's, inside the root
 
 
@@ -56,7 +65,9 @@ def run(root, command, binds=(), cwd=None, env=None, timeout=1800, check=True):
     (this machine's directories) at their own paths, and a private /tmp (the servers' fixed sockets live there)."""
     if cwd:
         command = f"cd {shlex.quote(str(cwd))} && {command}"
-    assignments = " ".join(shlex.quote(f"{key}={value}") for key, value in (env or {}).items())
-    if assignments:
-        command = f"export {assignments}; {command}"
+    # uv trusts its own CA list unless told otherwise; the root's bundle is this machine's (share_network),
+    # which trusts any TLS-inspecting proxy this machine has to go through.
+    env = {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt", **(env or {})}
+    assignments = " ".join(shlex.quote(f"{key}={value}") for key, value in env.items())
+    command = f"export {assignments}; {command}"
     return freshroot.run_in_root(root, command, timeout=timeout, check=check, tmpfs=["/tmp"], binds=binds)
