@@ -1,4 +1,4 @@
-"""Python 3.14, the baked .python-version (what Heroku installs), for the tests that need the production Python.
+"""The baked .python-version (3.14, what Heroku installs), for the tests that need the production Python.
 
 Debian 12 has no 3.14 and nothing here may download one (python.org and GitHub are unreachable), but Debian's
 unstable archive, reachable as the Debian registry is, carries python3.14. Its binaries need unstable's glibc,
@@ -6,7 +6,7 @@ so they live in a root of their own: debootstrap's minbase of sid with python3.1
 compile uWSGI (tests/freshroot.py builds and caches it as a tarball, as it does the clean Debian 12 root),
 unpacked once beside its tarball. The unstable binaries, not CPython built from Debian's source package:
 the source tarball is not served here, and a build would take many minutes of a shared CPU where debootstrap
-takes about one.
+takes one to three.
 
 Commands run chrooted in it as root (freshroot.run_in_root: private mount and PID namespaces, this machine's
 network) with a private /tmp, the test's own directories bound at the same paths (so a bake, a venv and the
@@ -23,7 +23,8 @@ from pathlib import Path
 
 import freshroot
 
-VERSION = "3.14"
+# What the bake's .python-version names, so the root follows it (unstable carries the newest versions).
+VERSION = (Path(__file__).resolve().parent.parent / "{{cookiecutter.project_slug}}/.python-version").read_text().strip()
 PYTHON = f"/usr/bin/python{VERSION}"
 SUITE = "sid"
 # venv for `python -m venv` (Debian splits ensurepip out); -dev, gcc, libc6-dev and libcrypt-dev (uWSGI
