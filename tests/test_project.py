@@ -3,13 +3,15 @@
 import os
 import shlex
 import shutil
+import sys
 import time
+import tomllib
 
 import pytest
 
 import realstack
 import sidroot
-from conftest import SERVERS, TEST_DIR, open_dir, run
+from conftest import SERVERS, SYSTEM_PYTHON, TEST_DIR, open_dir, run
 
 PRODUCTION = {
     "DYNO": "web.1",
@@ -74,6 +76,17 @@ def test_missing_secret_stops_the_app_on_heroku(bake_once, venv_python, secret):
     result = run([venv_python, "manage.py", "check"], cwd=project, env=environ, check=False)
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
+def test_ruff_formats_for_the_oldest_python_the_bake_runs_on(bake_once, tmp_path):
+    """Not for .python-version's 3.14: with that target ruff's formatter drops the parentheses of
+    `except (A, B):` (PEP 758), and Debian 12's Python 3.11, which runs the bake locally and in the real-stack
+    tests, no longer compiles it."""
+    project = copy_project(bake_once(), tmp_path / "app")
+    assert tomllib.loads((project / "pyproject.toml").read_text())["tool"]["ruff"]["target-version"] == "py311"
+    run([sys.executable, "-m", "ruff", "format", "--no-cache", "--target-version", "py314", "."], cwd=project)
+    compiled = run([SYSTEM_PYTHON, "-m", "compileall", "-q", "."], cwd=project, check=False)
+    assert compiled.returncode != 0 and "SyntaxError" in compiled.stdout, compiled.stdout
 
 
 @pytest.fixture(scope="session")
