@@ -66,12 +66,17 @@ def tool(name):
     return found
 
 
+def tarball_path(cache_dir, suite=SUITE, packages=CLOUD_PACKAGES):
+    """Where base_tarball keeps the root: named by what goes into it."""
+    key = hashlib.sha256(f"{suite} {debian_mirror()} {' '.join(packages)}".encode()).hexdigest()[:12]
+    return Path(cache_dir) / f"debian-{suite}-{key}.tar"
+
+
 def base_tarball(cache_dir, suite=SUITE, packages=CLOUD_PACKAGES):
     """The cached root tarball of debootstrap's minbase `suite` with `packages`, built when missing (a lock
     keeps concurrent runs apart)."""
     mirror = debian_mirror()
-    key = hashlib.sha256(f"{suite} {mirror} {' '.join(packages)}".encode()).hexdigest()[:12]
-    tarball = Path(cache_dir) / f"debian-{suite}-{key}.tar"
+    tarball = tarball_path(cache_dir, suite, packages)
     with open(f"{tarball}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not tarball.exists():

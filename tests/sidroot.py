@@ -3,10 +3,9 @@
 Debian 12 has no 3.14 and nothing here may download one (python.org and GitHub are unreachable), but Debian's
 unstable archive, reachable as the Debian registry is, carries python3.14. Its binaries need unstable's glibc,
 so they live in a root of their own: debootstrap's minbase of sid with python3.14 and what pip needs to
-compile uWSGI (tests/freshroot.py builds and caches it as a tarball, as it does the clean Debian 12 root),
-unpacked once beside its tarball. The unstable binaries, not CPython built from Debian's source package:
-the source tarball is not served here, and a build would take many minutes of a shared CPU where debootstrap
-takes one to three.
+compile uWSGI (built by tests/freshroot.py, as the clean Debian 12 root is), unpacked once and kept as a
+directory. The unstable binaries, not CPython built from Debian's source package: the source tarball is not
+served here, and a build would take many minutes of a shared CPU where debootstrap takes one to three.
 
 Commands run chrooted in it as root (freshroot.run_in_root: private mount and PID namespaces, this machine's
 network) with a private /tmp, the test's own directories bound at the same paths (so a bake, a venv and the
@@ -43,12 +42,13 @@ CACHE = "/root/.cache"  # pip's and uv's, inside the root
 
 
 def python_root(cache_dir):
-    """The unpacked root (cached as `<tarball name>.d`), built when missing; a lock keeps concurrent runs apart."""
-    tarball = freshroot.base_tarball(cache_dir, SUITE, PACKAGES)
-    root = tarball.with_suffix(".d")
+    """The root, cached as a directory (`<tarball name>.d`), built when missing; a lock keeps concurrent runs
+    apart. Its tarball is removed once unpacked: the directory is what the tests use."""
+    root = freshroot.tarball_path(cache_dir, SUITE, PACKAGES).with_suffix(".d")
     with open(f"{root}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (root / PYTHON.lstrip("/")).exists():
+            tarball = freshroot.base_tarball(cache_dir, SUITE, PACKAGES)
             partial = Path(tempfile.mkdtemp(prefix="unpack-", dir=cache_dir))
             try:
                 subprocess.run(["tar", "-C", str(partial), "-xf", str(tarball)], check=True)
@@ -58,6 +58,7 @@ def python_root(cache_dir):
                 os.replace(partial, root)
             finally:
                 shutil.rmtree(partial, ignore_errors=True)
+            tarball.unlink()
     return root
 
 
