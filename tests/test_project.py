@@ -182,9 +182,7 @@ def test_production_python_runs_the_bake(bake_once, production_root, postgres, t
 
     env["DATABASE_URL"] = postgres.create_database(f"py314_{server}")
     sidroot.run(production_root, "python manage.py migrate --noinput", binds=[tmp_path], cwd=project, env=env)
-    serve = (
-        f"cd {project} && ({web_command(project)} > {tmp_path}/web.log 2>&1 &) && python -c {shlex.quote(GET_HEALTH)}"
-    )
+    serve = f"({web_command(project)} > {tmp_path}/web.log 2>&1 &) && python -c {shlex.quote(GET_HEALTH)}"
     result = sidroot.run(production_root, serve, binds=[tmp_path], cwd=project, env=env, timeout=300, check=False)
     log = (tmp_path / "web.log").read_text()
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n--- {server}\n{log}"
