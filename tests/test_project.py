@@ -102,6 +102,7 @@ def production_root():
     return root
 
 
+@pytest.mark.stack  # builds the root: not in the quick `bake` set (conftest.py)
 def test_the_root_has_the_baked_python(bake_once, production_root):
     """Heroku installs what .python-version names; the root runs that version, not Debian 12's."""
     version = (bake_once() / ".python-version").read_text().strip()
