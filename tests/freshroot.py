@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -65,19 +66,25 @@ def tool(name):
     return found
 
 
-def base_tarball(cache_dir):
-    """The cached root tarball, built with debootstrap when missing (a lock keeps concurrent runs apart)."""
+def tarball_path(cache_dir, suite=SUITE, packages=CLOUD_PACKAGES):
+    """Where base_tarball keeps the root: named by what goes into it."""
+    key = hashlib.sha256(f"{suite} {debian_mirror()} {' '.join(packages)}".encode()).hexdigest()[:12]
+    return Path(cache_dir) / f"debian-{suite}-{key}.tar"
+
+
+def base_tarball(cache_dir, suite=SUITE, packages=CLOUD_PACKAGES):
+    """The cached root tarball of debootstrap's minbase `suite` with `packages`, built when missing (a lock
+    keeps concurrent runs apart)."""
     mirror = debian_mirror()
-    key = hashlib.sha256(f"{SUITE} {mirror} {' '.join(CLOUD_PACKAGES)}".encode()).hexdigest()[:12]
-    tarball = Path(cache_dir) / f"debian-{SUITE}-{key}.tar"
+    tarball = tarball_path(cache_dir, suite, packages)
     with open(f"{tarball}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not tarball.exists():
             build = Path(tempfile.mkdtemp(prefix="debootstrap-", dir=cache_dir))
             try:
                 result = subprocess.run(
-                    [tool("debootstrap"), "--variant=minbase", f"--include={','.join(CLOUD_PACKAGES)}"]
-                    + [SUITE, str(build / "root"), mirror],
+                    [tool("debootstrap"), "--variant=minbase", f"--include={','.join(packages)}"]
+                    + [suite, str(build / "root"), mirror],
                     capture_output=True,
                     text=True,
                     timeout=1800,
@@ -91,12 +98,31 @@ def base_tarball(cache_dir):
     return tarball
 
 
+def share_network(root):
+    """This machine's DNS and CA certificates in `root` (the CA bundle needs the ca-certificates package
+    there), its hostname and an /etc/hosts as an installed Debian has."""
+    root = Path(root)
+    shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf", follow_symlinks=True)
+    local_cas = root / "usr/local/share/ca-certificates"
+    local_cas.mkdir(parents=True, exist_ok=True)
+    for path in Path("/usr/local/share/ca-certificates").glob("*.crt"):
+        shutil.copy(path, local_cas / path.name)
+    shutil.copy("/etc/ssl/certs/ca-certificates.crt", root / "etc/ssl/certs/ca-certificates.crt")
+    (root / "etc/hostname").write_text("fresh\n")
+    # debootstrap's minbase writes no /etc/hosts; an installed Debian has this one (localhost included, which
+    # chromedriver's clients and others resolve). The UTS name is this machine's, and sudo looks it up.
+    (root / "etc/hosts").write_text(
+        f"127.0.0.1\tlocalhost\n127.0.1.1\tfresh {socket.gethostname()}\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+    )
+
+
 def make_root(tarball, root):
     """Unpack the cached root at `root` and give it this machine's network set-up and a cloud user."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-C", str(root), "-xf", str(tarball)], check=True)
-    shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf", follow_symlinks=True)
+    share_network(root)
     debian_sources = [
         path
         for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*.sources")]
@@ -111,17 +137,6 @@ def make_root(tarball, root):
     for path in Path("/etc/apt/apt.conf.d").glob("*"):  # e.g. a snapshot mirror's Check-Valid-Until
         if path.is_file() and "Acquire::Check-Valid-Until" in path.read_text(errors="replace"):
             shutil.copy(path, root / "etc/apt/apt.conf.d" / path.name)
-    local_cas = root / "usr/local/share/ca-certificates"
-    for path in Path("/usr/local/share/ca-certificates").glob("*.crt"):
-        shutil.copy(path, local_cas / path.name)
-    shutil.copy("/etc/ssl/certs/ca-certificates.crt", root / "etc/ssl/certs/ca-certificates.crt")
-    (root / "etc/hostname").write_text("fresh\n")
-    # debootstrap's minbase writes no /etc/hosts; an installed Debian has this one (localhost included, which
-    # chromedriver's clients and others resolve). The UTS name is this machine's, and sudo looks it up.
-    (root / "etc/hosts").write_text(
-        f"127.0.0.1\tlocalhost\n127.0.1.1\tfresh {socket.gethostname()}\n"
-        "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-    )
     run_in_root(root, f"useradd --create-home --shell /bin/bash {CLOUD_USER}", timeout=120)
     sudoers = root / "etc/sudoers.d/90-cloud-init-users"
     sudoers.write_text(f"{CLOUD_USER} ALL=(ALL) NOPASSWD:ALL\n")
@@ -129,16 +144,29 @@ def make_root(tarball, root):
     return root
 
 
-def root_command(root, command, user="root"):
+def root_command(root, command, user="root", tmpfs=(), binds=()):
     """argv that runs the shell `command` as `user` in a login shell (a clean environment, as after ssh)
-    chrooted at `root`, in private mount and PID namespaces: when unshare(1) ends, so does all of it."""
+    chrooted at `root`, in private mount and PID namespaces: when unshare(1) ends, so does all of it.
+    `tmpfs`: directories of the root that get an empty private tmpfs; `binds`: this machine's directories,
+    mounted at the same paths in the root (after the tmpfs ones, so they may lie under them)."""
+    extra = "".join(
+        f'mkdir -p "$r"{shlex.quote(path)}; mount -t tmpfs -o mode=1777 tmp "$r"{shlex.quote(path)}; '
+        for path in map(str, tmpfs)
+    )
+    extra += "".join(
+        f'mkdir -p "$r"{shlex.quote(path)}; mount --bind {shlex.quote(path)} "$r"{shlex.quote(path)}; '
+        for path in map(str, binds)
+    )
     mounts = (
         'set -e; r="$1"; shift; '
         'mount --bind "$r" "$r"; '  # the root a mount point, as on a machine (unshare(1) in it needs that)
         'mount --rbind /dev "$r/dev"; mount -t tmpfs -o mode=1777 shm "$r/dev/shm"; '
         'mount -t proc proc "$r/proc"; mount -t tmpfs -o mode=755 run "$r/run"; '
         'mount -t sysfs sysfs "$r/sys" || true; '
-        'exec chroot "$r" "$@"'
+        + extra
+        # Not exec: this shell stays the namespace's PID 1 and, as init does, reaps the orphans its wait
+        # meets (runuser would leave them zombies, which kill(pid, 0) still finds).
+        + 'chroot "$r" "$@"; exit $?'
     )
     namespaces = ["--mount", "--pid", "--fork", "--kill-child", "--propagation", "private"]
     return [tool("unshare"), *namespaces, "--"] + [
@@ -173,9 +201,9 @@ def copy_checkout(source, destination):
             shutil.copy2(Path(source) / name, Path(destination) / name)
 
 
-def run_in_root(root, command, user="root", timeout=1800, check=True):
+def run_in_root(root, command, user="root", timeout=1800, check=True, tmpfs=(), binds=()):
     result = subprocess.run(
-        root_command(root, command, user),
+        root_command(root, command, user, tmpfs, binds),
         capture_output=True,
         text=True,
         timeout=timeout,

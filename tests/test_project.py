@@ -1,14 +1,17 @@
 """Deep tests per server: the baked project installs, passes its own tests and is production-ready."""
 
 import os
-import pwd
+import shlex
 import shutil
-import subprocess
-from pathlib import Path
+import sys
+import time
+import tomllib
 
 import pytest
 
-from conftest import SERVERS, make_venv, run
+import realstack
+import sidroot
+from conftest import SERVERS, SYSTEM_PYTHON, TEST_DIR, open_dir, run
 
 PRODUCTION = {
     "DYNO": "web.1",
@@ -78,135 +81,120 @@ def test_missing_secret_stops_the_app_on_heroku(bake_once, venv_python, secret):
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
 
 
-def python_version_of(python):
-    """'3.13' for a working interpreter, None for anything else."""
+def test_ruff_formats_for_the_oldest_python_the_bake_runs_on(bake_once, tmp_path):
+    """Not for .python-version's 3.14: with that target ruff's formatter drops the parentheses of
+    `except (A, B):` (PEP 758), and Debian 12's Python 3.11, which runs the bake locally and in the real-stack
+    tests, no longer compiles it."""
+    project = copy_project(bake_once(), tmp_path / "app")
+    assert tomllib.loads((project / "pyproject.toml").read_text())["tool"]["ruff"]["target-version"] == "py311"
+    run([sys.executable, "-m", "ruff", "format", "--no-cache", "--target-version", "py314", "."], cwd=project)
+    compiled = run([SYSTEM_PYTHON, "-m", "compileall", "-q", "."], cwd=project, check=False)
+    assert compiled.returncode != 0 and "SyntaxError" in compiled.stdout, compiled.stdout
+
+
+@pytest.fixture(scope="session")
+def production_root():
+    """A root with the baked .python-version (tests/sidroot.py), built on the first run on a machine."""
+    if os.geteuid() != 0:
+        pytest.fail("the production Python lives in a Debian root of its own, which needs root: sudo bash .ci/run")
+    started = time.monotonic()
+    with realstack.host_network():  # debootstrap needs the Debian archive
+        root = sidroot.python_root(open_dir(TEST_DIR))
+    seconds = time.monotonic() - started
+    print(f"\nFIGURE Python {sidroot.VERSION} root ready (debootstrap when not cached): {seconds:.0f} s")
+    return root
+
+
+@pytest.mark.stack  # builds the root: not in the quick `bake` set (conftest.py)
+def test_the_root_has_the_baked_python(bake_once, production_root):
+    """Heroku installs what .python-version names; the root runs that version, not Debian 12's."""
+    version = (bake_once() / ".python-version").read_text().strip()
+    assert version == sidroot.VERSION
+    reported = sidroot.run(production_root, f"{sidroot.PYTHON} -c 'import sys; print(sys.version)'").stdout
+    assert reported.startswith(f"{version}."), reported
+
+
+def copy_project(project, destination):
+    shutil.copytree(
+        project, destination, ignore=shutil.ignore_patterns(".venv", "staticfiles", "__pycache__", "*.sqlite3")
+    )
+    return destination
+
+
+def web_command(project):
+    """The Procfile's web command without the buildpacks' wrappers (no nginx, no PgBouncer here)."""
+    processes = dict(line.split(": ", 1) for line in (project / "Procfile").read_text().splitlines() if line)
+    words = processes["web"].split()
+    assert words[:2] == ["bin/start-nginx", "bin/start-pgbouncer"], words
+    return " ".join(words[2:])
+
+
+GET_HEALTH = """
+import socket, sys, time
+deadline = time.monotonic() + 60
+while True:
     try:
-        result = subprocess.run(
-            [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=30,
+        open("/tmp/app-initialized").close()
+        break
+    except FileNotFoundError:
+        if time.monotonic() > deadline:
+            sys.exit("no /tmp/app-initialized within 60 s")
+        time.sleep(0.2)
+with socket.socket(socket.AF_UNIX) as client:
+    client.settimeout(10)
+    client.connect("/tmp/nginx.socket")
+    client.sendall(b"GET /health/ HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n")
+    response = b""
+    while chunk := client.recv(65536):
+        response += chunk
+print(response.decode())
+"""
+
+RUN_A_TASK = """
+from django_q.tasks import async_task, result
+task = async_task("math.floor", 7.5)
+print("result:", result(task, wait=60000))
+"""
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_production_python_runs_the_bake(bake_once, production_root, postgres, tmp_path, server):
+    """On the production Python, Heroku's way: requirements-dev.txt installs (pip compiles uWSGI, psycopg is
+    its binary build), the baked tests pass; against PostgreSQL, migrate, the Procfile's server answers /health/
+    over its socket with the database up, and django-q2's qcluster runs a task the app enqueued."""
+    project = copy_project(bake_once(wsgi_server=server, use_worker=True, task_broker="orm"), tmp_path / "app")
+    venv = tmp_path / "venv"
+    with realstack.host_network():  # pip needs PyPI
+        sidroot.run(
+            production_root,
+            f"{sidroot.PYTHON} -m venv {venv} && {venv}/bin/pip install --quiet --disable-pip-version-check "
+            "-r requirements-dev.txt",
+            binds=[tmp_path],
+            cwd=project,
+            timeout=1800,
         )
-    except OSError:
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-def homes():
-    """Our home, and under sudo the invoking user's: their pyenv or uv Pythons count too."""
-    found = [Path.home()]
-    if os.environ.get("SUDO_USER"):
-        try:
-            found.append(Path(pwd.getpwnam(os.environ["SUDO_USER"]).pw_dir))
-        except KeyError:
-            pass
-    return found
-
-
-def find_python(version):
-    """Python `version` wherever a user would have it: pyenv's versions, uv's managed Pythons, then
-    python<version> on PATH. Each candidate is run to check its version; None when there is none."""
-    candidates = []
-    pyenv_roots = [os.environ.get("PYENV_ROOT")] + [home / ".pyenv" for home in homes()]
-    for root in filter(None, pyenv_roots):
-        candidates += sorted(Path(root).glob(f"versions/{version}*/bin/python{version}"), reverse=True)
-    uv = shutil.which("uv")
-    if uv:
-        result = subprocess.run([uv, "python", "find", version], capture_output=True, text=True, timeout=60)
-        if result.returncode == 0 and result.stdout.strip():
-            candidates.append(Path(result.stdout.strip()))
-    uv_dirs = [
-        os.environ.get("UV_PYTHON_INSTALL_DIR"),
-        os.environ.get("XDG_DATA_HOME") and f"{os.environ['XDG_DATA_HOME']}/uv/python",
-    ]
-    uv_dirs += [home / ".local/share/uv/python" for home in homes()]
-    for directory in filter(None, uv_dirs):
-        candidates += sorted(Path(directory).glob(f"cpython-{version}.*/bin/python{version}"), reverse=True)
-    on_path = shutil.which(f"python{version}")
-    if on_path:
-        candidates.append(Path(on_path))
-    return next((str(path) for path in candidates if python_version_of(path) == version), None)
-
-
-def production_python(version):
-    """The interpreter for `version`; without one, skip saying how to get it, or fail under CI=true:
-    our CI machines have it, so coverage of the production Python must not quietly disappear."""
-    python = find_python(version)
-    if python:
-        return python
-    message = (
-        f"python{version} (the baked .python-version, what Heroku runs) is not installed: not in pyenv, "
-        f"uv's Pythons or on PATH; install it with `uv python install {version}` or `pyenv install {version}`"
+    probe = "import sys, psycopg; print(sys.version.split()[0], psycopg.pq.__impl__)"
+    version, impl = sidroot.run(
+        production_root, f"{venv}/bin/python -c {shlex.quote(probe)}", binds=[tmp_path]
+    ).stdout.split()
+    assert version.startswith(f"{sidroot.VERSION}.") and impl == "binary"
+    env = {"PATH": f"{venv}/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    tests = sidroot.run(
+        production_root, "python -m pytest -q -p no:cacheprovider", binds=[tmp_path], cwd=project, env=env
     )
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(f"{message} (CI=true: CI must run this test)")
-    pytest.skip(message)
+    assert " passed" in tests.stdout and "failed" not in tests.stdout
 
+    env["DATABASE_URL"] = postgres.create_database(f"py314_{server}")
+    sidroot.run(production_root, "python manage.py migrate --noinput", binds=[tmp_path], cwd=project, env=env)
+    serve = f"({web_command(project)} > {tmp_path}/web.log 2>&1 &) && python -c {shlex.quote(GET_HEALTH)}"
+    result = sidroot.run(production_root, serve, binds=[tmp_path], cwd=project, env=env, timeout=300, check=False)
+    log = (tmp_path / "web.log").read_text()
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n--- {server}\n{log}"
+    assert result.stdout.startswith("HTTP/1.") and " 200 " in result.stdout.splitlines()[0], result.stdout + log
+    assert '"database": "postgresql"' in result.stdout
 
-def test_baked_tests_pass_on_the_production_python(bake_once):
-    """The .python-version Heroku installs (3.13), from pyenv, uv or PATH."""
-    project = bake_once()
-    version = (project / ".python-version").read_text().strip()
-    python = production_python(version)
-    venv = make_venv(python, [project / "requirements-dev.txt"], f"venv-py{version}")
-    result = run(
-        [str(venv / "bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project,
-        env=clean_environ(),
-    )
-    assert " passed" in result.stdout
-
-
-# --- finding the production Python ---------------------------------------------------------------------
-
-
-def fake_python(path, version):
-    """An executable at `path` that answers the version probe like Python `version` would."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"#!/bin/sh\necho {version}\n")
-    path.chmod(0o755)
-    return path
-
-
-@pytest.fixture
-def no_pythons(monkeypatch, tmp_path):
-    """Nothing to find: no pyenv, no uv, an empty PATH and home."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    monkeypatch.delenv("PYENV_ROOT", raising=False)
-    monkeypatch.delenv("SUDO_USER", raising=False)
-    monkeypatch.delenv("UV_PYTHON_INSTALL_DIR", raising=False)
-    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
-    return tmp_path
-
-
-@pytest.mark.parametrize(
-    "place",
-    [
-        "{home}/.pyenv/versions/3.13.2/bin/python3.13",
-        "{home}/.local/share/uv/python/cpython-3.13.1-linux-x86_64-gnu/bin/python3.13",
-        "{path}/python3.13",
-    ],
-    ids=["pyenv", "uv", "path"],
-)
-def test_production_python_is_found_where_users_keep_it(no_pythons, place):
-    home, path = no_pythons / "home", no_pythons / "empty-bin"
-    python = fake_python(Path(place.format(home=home, path=path)), "3.13")
-    assert find_python("3.13") == str(python)
-
-
-def test_a_python_of_another_version_is_not_taken(no_pythons):
-    fake_python(no_pythons / "empty-bin/python3.13", "3.12")
-    assert find_python("3.13") is None
-
-
-@pytest.mark.parametrize("ci", [None, "true"])
-def test_missing_production_python_skips_with_how_to_get_it_or_fails_under_ci(no_pythons, monkeypatch, ci):
-    if ci:
-        monkeypatch.setenv("CI", ci)
-    else:
-        monkeypatch.delenv("CI", raising=False)
-    outcome = pytest.fail.Exception if ci else pytest.skip.Exception
-    with pytest.raises(outcome) as raised:
-        production_python("3.13")
-    assert "python3.13" in str(raised.value) and "uv python install 3.13" in str(raised.value)
+    qcluster = f"(python manage.py qcluster > {tmp_path}/qcluster.log 2>&1 &)"
+    work = f"{qcluster} && python manage.py shell -c {shlex.quote(RUN_A_TASK)}"
+    result = sidroot.run(production_root, work, binds=[tmp_path], cwd=project, env=env, timeout=300, check=False)
+    log = (tmp_path / "qcluster.log").read_text()
+    assert "result: 7" in result.stdout, f"{result.stdout}\n{result.stderr}\n--- qcluster\n{log}"

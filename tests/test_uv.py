@@ -2,13 +2,14 @@
 and the uv bake installs as Heroku's Python buildpack installs it, passes its tests and boots on the real stack.
 
 uv comes from PyPI (tests/requirements.txt). It never downloads a Python here (UV_PYTHON_DOWNLOADS=never):
-it uses Debian's, or the one .python-version names where that is the point of the test. `uv lock --check`
-and `uv add` may use the network (PyPI); the bake itself never does.
+it uses Debian's, or the one .python-version names (tests/sidroot.py) where that is the point of the test.
+`uv lock --check` and `uv add` may use the network (PyPI); the bake itself never does.
 """
 
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import tomllib
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_project import production_python
+from test_project import production_root  # noqa: F401 - a fixture, used by name
 from uv import find_uv_bin
 
+import realstack
+import sidroot
 from conftest import ROOT, SERVERS, SYSTEM_PYTHON, answers_id, make_venv, run
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -31,6 +34,7 @@ UV_MATRIX = uv_lock.valid_answers()
 BUILDPACK_UV = "0.12.5"
 # What the buildpack sets for uv (lib/uv.sh): no uv-managed Python, never a download.
 BUILDPACK_UV_ENV = {"UV_NO_MANAGED_PYTHON": "1", "UV_PYTHON_DOWNLOADS": "never"}
+IGNORED = shutil.ignore_patterns(".venv", "staticfiles", "__pycache__")
 
 
 def uv_id(answers):
@@ -161,7 +165,7 @@ def test_one_package_manager_file_per_bake(bake_once, package_manager):
     }
     assert found == {"uv.lock" if package_manager == "uv" else "requirements.txt"}
     assert (project / "requirements-dev.txt").exists() == (package_manager == "pip")
-    assert (project / ".python-version").read_text().strip() == "3.13"  # required by the buildpack with uv
+    assert (project / ".python-version").read_text().strip() == "3.14"  # required by the buildpack with uv
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert ("project" in pyproject) == ("dependency-groups" in pyproject) == (package_manager == "uv")
     assert "tool" in pyproject and "pytest" in pyproject["tool"] and "ruff" in pyproject["tool"]
@@ -174,7 +178,9 @@ def test_uv_pyproject_fits_the_buildpack(uv_project):
     assert project["name"] == "my-heroku-app"
     # .python-version (what Heroku installs) must satisfy requires-python, or `uv sync` fails the build.
     minimum = tuple(map(int, project["requires-python"].removeprefix(">=").split(".")))
-    assert project["requires-python"].startswith(">=") and (3, 13) >= minimum
+    assert project["requires-python"].startswith(">=") and (3, 14) >= minimum
+    # and so must Debian 12's Python, which the real-stack tests run the bake on.
+    assert (3, 11) >= minimum
     assert "build-system" not in pyproject  # a virtual project: uv installs the dependencies, not the project
     assert set(pyproject["dependency-groups"]) == {"dev"}  # the one group Heroku CI adds
 
@@ -243,7 +249,7 @@ def test_readme_uv_commands_run(uv_project, tmp_path):
     """Every uv command the README and docs/uv.md show, in their order, in a copy of the bake (runserver:
     `check` instead), adding a dependency included."""
     project = tmp_path / uv_project.name
-    shutil.copytree(uv_project, project, ignore=shutil.ignore_patterns(".venv", "staticfiles", "__pycache__"))
+    shutil.copytree(uv_project, project, ignore=IGNORED)
     readme, doc = (project / "README.md").read_text(), (project / "docs/uv.md").read_text()
     commands = [command for command in shown_commands(readme, doc) if command.startswith("uv ")]
     expected = ["uv sync", "uv run pytest", "uv add 'django-filter==26.2'", "uv sync --locked --no-default-groups"]
@@ -288,31 +294,38 @@ def buildpack_uv(tmp_path_factory):
 
 @pytest.mark.parametrize("server", SERVERS)
 @pytest.mark.parametrize("which_uv", ["tests' uv", "buildpack's uv"])
-def test_uv_sync_as_the_buildpack_does(bake_once, buildpack_uv, tmp_path, server, which_uv):
-    """`uv sync --locked --no-default-groups` with the Python .python-version names (3.13, installed, never
-    downloaded), then the build's collectstatic with no config vars."""
-    uv = UV if which_uv == "tests' uv" else buildpack_uv
-    project = bake_once(package_manager="uv", wsgi_server=server)
+def test_uv_sync_as_the_buildpack_does(bake_once, buildpack_uv, production_root, tmp_path, server, which_uv):  # noqa: F811
+    """`uv sync --locked --no-default-groups` with the Python .python-version names (3.14, installed in the
+    production root, never downloaded), then the build's collectstatic with no config vars, on that Python."""
+    uv = Path(UV if which_uv == "tests' uv" else buildpack_uv).resolve()
+    project = tmp_path / "app"
+    shutil.copytree(bake_once(package_manager="uv", wsgi_server=server), project, ignore=IGNORED)
     version = (project / ".python-version").read_text().strip()
-    installed = Path(production_python(version))  # pyenv's, uv's or on PATH: installed, as on Heroku
     # Like the buildpack: into an environment of its own choosing (UV_PROJECT_ENVIRONMENT), not .venv.
     environment = tmp_path / "slug-python"
-    path = f"{installed.parent}:/usr/local/bin:/usr/bin:/bin"  # that Python first, no pyenv shims
-    env = uv_env(python=None, PATH=path, UV_PROJECT_ENVIRONMENT=str(environment))
-    result = run([uv, "sync", "--locked", "--no-default-groups"], cwd=project, env=env, timeout=900)
+    env = {**BUILDPACK_UV_ENV, "UV_PROJECT_ENVIRONMENT": environment}
+    with realstack.host_network():  # uv needs PyPI
+        result = sidroot.run(
+            production_root,
+            f"{uv} sync --locked --no-default-groups",
+            binds=[tmp_path, uv.parent],
+            cwd=project,
+            env=env,
+        )
     assert "Downloading cpython" not in result.stderr
-    python = environment / "bin/python"
-    reported = run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).stdout.strip()
-    assert reported == version
-    site = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
-    names = {path.name.split("-")[0].lower() for path in Path(site).glob("*.dist-info")}
+
+    def python(code):
+        command = f"{environment}/bin/python -c {shlex.quote(code)}"
+        return sidroot.run(production_root, command, binds=[tmp_path]).stdout.strip()
+
+    assert python("import sys; print('%d.%d' % sys.version_info[:2])") == version
+    site = Path(python("import sysconfig; print(sysconfig.get_paths()['purelib'])"))
+    names = {path.name.split("-")[0].lower() for path in site.glob("*.dist-info")}
     assert {"django", "psycopg", "whitenoise", server.lower()} <= names
     assert not names & {"pytest", "pytest_django", "ruff"}, "the dev group must not reach a dyno"
-    build = {"PATH": f"{environment}/bin:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
-    copy = tmp_path / "app"
-    shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".venv", "staticfiles"))
-    run(["python", "manage.py", "collectstatic", "--noinput"], cwd=copy, env=build)
-    assert (copy / "staticfiles/staticfiles.json").exists()
+    build = {"PATH": f"{environment}/bin:/usr/bin:/bin", "HOME": tmp_path, "LANG": "C.UTF-8"}
+    sidroot.run(production_root, "python manage.py collectstatic --noinput", binds=[tmp_path], cwd=project, env=build)
+    assert (project / "staticfiles/staticfiles.json").exists()
 
 
 @pytest.mark.parametrize("server", SERVERS)
