@@ -51,7 +51,9 @@ def enqueue_example(request):
         task_id = async_task(compute_example, key[:64], seconds, task_name=f"example-{key[:40]}")
     except BROKER_ERRORS as error:
         log.warning("enqueue failed, broker unreachable: %s", error)
-        return HttpResponse(BROKER_DOWN, status=503) if html else JsonResponse({"error": BROKER_DOWN}, status=503)
+        response = HttpResponse(BROKER_DOWN, status=503) if html else JsonResponse({"error": BROKER_DOWN}, status=503)
+        response["Retry-After"] = "5"
+        return response
     # The form on the index page gets a redirect; API clients get the task id.
     if html:
         return HttpResponseRedirect(reverse("index"))

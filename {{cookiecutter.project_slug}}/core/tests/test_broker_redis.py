@@ -7,8 +7,15 @@ from django_q.conf import Conf
 
 def test_tasks_go_through_redis(fresh_settings):
     cluster = fresh_settings("settings.Q_CLUSTER", REDIS_URL="rediss://:secret@example.invalid:6380")
-    assert cluster["redis"] == "rediss://:secret@example.invalid:6380?ssl_cert_reqs=none"
+    assert cluster["redis"] == (
+        "rediss://:secret@example.invalid:6380?socket_connect_timeout=2&socket_timeout=2&ssl_cert_reqs=none"
+    )
     assert "orm" not in cluster
+
+
+def test_a_reply_timeout_below_the_workers_wait_is_refused(fresh_settings):
+    with pytest.raises(AssertionError, match="REDIS_TIMEOUT must be at least 1.5 s"):
+        fresh_settings("settings.Q_CLUSTER", REDIS_URL="redis://h:1/0", REDIS_TIMEOUT="1")
 
 
 def test_heroku_refuses_to_start_without_redis(fresh_settings):
@@ -26,4 +33,5 @@ def test_unreachable_redis_is_a_clear_503_not_a_500(client, monkeypatch, accept)
     monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{port}/0")
     response = client.post(reverse("enqueue_example"), {"key": "k"}, headers={"accept": accept})
     assert response.status_code == 503
+    assert response["Retry-After"]
     assert b"task queue is unreachable" in response.content
