@@ -13,7 +13,9 @@ with SIGSTOP (the kernel still accepts connections, nothing answers: a partition
   a test can stop and freeze like the others; MinIO, the usual alternative, is not on the package registries
   here) through django-storages with the bake's own settings, in a process beside the web dyno with its
   environment: a save and a read work; while the server is stopped or frozen a save fails within BOUND with
-  botocore's error, and works again once it is back.
+  botocore's error, and works again once it is back;
+- views written into the bake (not shipped) that call the cache or save an upload with no try: 503 with
+  Retry-After within BOUND (core.middleware.AddonUnavailableMiddleware), never a 500.
 
 Timings are printed (pytest -s); docs/cache-redis.md, cache-memcached.md, broker-redis.md and s3-media.md
 quote them.
@@ -294,12 +296,71 @@ def broker(bake_once, baked_venv, user, workdir, postgres):
         env = {"REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", **s3_env(moto.port)}
         answers = {"cache": "redis", "task_broker": "redis", "use_s3_media": True}
         stack = Stack("broker", answers, bake_once, baked_venv, user, workdir, postgres, **env)
+        write_careless_views(stack.project)
         with stack.dyno("web") as web:
             web.wait_http(stack.port)
             yield stack, web, redis, moto
     finally:
         redis.stop()
         moto.stop()
+
+
+CARELESS_VIEWS = '''"""Written by tests/test_addon_outages.py: views that let an add-on's error through."""
+
+from django.core.cache import cache
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.http import HttpResponse
+
+
+def cache_read(request):
+    return HttpResponse(repr(cache.get("careless")))
+
+
+def upload(request):
+    return HttpResponse(default_storage.save("careless/upload.txt", ContentFile(b"uploaded")))
+'''
+
+
+def write_careless_views(project):
+    """/careless/cache/ and /careless/upload/: a cache read and an upload with no try (not shipped)."""
+    package = next(path.parent for path in project.glob("*/urls.py"))
+    (package / "careless.py").write_text(CARELESS_VIEWS)
+    urls = package / "urls.py"
+    urls.write_text(
+        urls.read_text() + f"\nfrom {package.name} import careless  # noqa: E402\n\n"
+        'urlpatterns += [path("careless/cache/", careless.cache_read), path("careless/upload/", careless.upload)]\n'
+    )
+
+
+def test_a_view_that_lets_the_error_through_answers_503_not_500(broker):
+    """core.middleware.AddonUnavailableMiddleware: Redis or S3 stopped or frozen under a view with no try."""
+    stack, _web, redis, moto = broker
+    create_bucket(moto.port)
+    figures = {}
+    for server, path in ((redis, "/careless/cache/"), (moto, "/careless/upload/")):
+        status, seconds, _, body = stack.request("GET", path)
+        assert status == 200, f"{path} with the add-on up: {status} {body[:300]!r}"
+        for state in ("stopped", "frozen"):
+            if state == "stopped":
+                server.stop()
+            else:
+                server.start()
+                if server is moto:
+                    create_bucket(moto.port)
+                server.freeze()
+            try:
+                times, headers = answers_within_bound(stack, lambda path=path: stack.request("GET", path), 503, path)
+            finally:
+                if state == "frozen":
+                    server.thaw()
+            assert headers.get("retry-after"), headers
+            figures[f"{path} {state}"] = span(times)
+        if server is moto:
+            create_bucket(moto.port)
+        status, _, _, body = stack.request("GET", path)
+        assert status == 200, f"{path} once the add-on is back: {status} {body[:300]!r}"
+    report("views with no try, 503 with Retry-After", **figures)
 
 
 def form(stack):

@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # 503 with Retry-After, fast, while the database can't be reached (core/middleware.py).
     "core.middleware.DatabaseUnavailableMiddleware",
+    # The same for Redis or S3 unreachable in a view that does not catch it (core/middleware.py).
+    "core.middleware.AddonUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
