@@ -28,7 +28,7 @@ HEALTH_TIMEOUT = 3
 # The example's one use of Django's cache: the count of stored results, kept for a few seconds (so it may lag
 # behind a task that just ran). A cache only saves work, so a cache add-on that is down or hung counts as a
 # miss: the page is rendered from the database after at most the add-on's timeout (docs/, the cache's file),
-# and the failure is logged. A view that let the error through would answer 500.
+# and the failure is logged. (A view that lets the error through answers 503: core/middleware.py.)
 RESULT_COUNT_KEY, RESULT_COUNT_SECONDS = "example:result-count", 10
 
 
