@@ -53,7 +53,7 @@ ENVIRON_READS = [
     re.compile(r"""\benv(?:\.get|\.setdefault)?\(\s*["']([A-Z][A-Z0-9_]*)["']"""),  # bin/dyno's env dict
     re.compile(r"""\benv\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\](?!\s*=[^=])"""),  # env["X"] read, not assigned
     re.compile(r"""["']([A-Z][A-Z0-9_]*)["'] (?:not )?in (?:env|os\.environ)\b"""),
-    re.compile(r"""env_(?:bool|list|addresses)\(\s*["']([A-Z][A-Z0-9_]*)["']"""),  # settings helpers
+    re.compile(r"""env_(?:bool|list|addresses|seconds)\(\s*["']([A-Z][A-Z0-9_]*)["']"""),  # settings helpers
     re.compile(r"""ENV\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\]"""),  # erb
     re.compile(r"\$\(([A-Z][A-Z0-9_]*)\)|if-(?:not-)?env = ([A-Z][A-Z0-9_]*)"),  # uWSGI ini
     re.compile(r"\benv -u ([A-Z][A-Z0-9_]*)"),  # Procfile: removed on purpose

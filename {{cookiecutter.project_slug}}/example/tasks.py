@@ -62,7 +62,11 @@ def enqueue_example(request):
 
 def refused(request, html, reason, status):
     """Why the task was not queued: on the index page (same request, with its status), or as JSON."""
-    if not html:
-        return JsonResponse({"error": reason}, status=status)
-    messages.error(request, f"Not queued: {reason}")
-    return views.index(request, status=status)
+    if html:
+        messages.error(request, f"Not queued: {reason}")
+        response = views.index(request, status=status)
+    else:
+        response = JsonResponse({"error": reason}, status=status)
+    if status == 503:  # the broker is down: worth trying again shortly
+        response["Retry-After"] = "5"
+    return response

@@ -73,3 +73,48 @@ class DatabaseUnavailableMiddleware:
         log.error("database unreachable, answering 503: %s", str(exception).strip() or type(exception).__name__)
         connection.close_if_unusable_or_obsolete()
         return unavailable()
+
+
+def _addon_errors():
+    """The errors that mean an add-on could not be reached in time, from the clients this project has: Redis
+    (the cache, the broker) and S3 (botocore). Each times out after its config var (docs/, the option's file)."""
+    errors = []
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        errors += [RedisConnectionError, RedisTimeoutError]
+    except ImportError:
+        pass
+    try:
+        from botocore.exceptions import ConnectionError as BotocoreConnectionError
+        from botocore.exceptions import HTTPClientError
+
+        errors += [BotocoreConnectionError, HTTPClientError]  # refused and connect timeouts; read timeouts
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+ADDON_ERRORS = _addon_errors()
+ADDON_PAGE = PAGE.replace("The database can't be reached right now.", "A service this page needs can't be reached.")
+
+
+class AddonUnavailableMiddleware:
+    """503 with Retry-After, not a 500, for a view that lets an add-on's connection error or timeout through
+    (a cache call or an upload while Redis or S3 is down or hung). Views that can do without the add-on catch
+    the error themselves, as core/views.py does with the cache."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not ADDON_ERRORS or not isinstance(exception, ADDON_ERRORS):
+            return None
+        log.error("add-on unreachable, answering 503: %s", str(exception).strip() or type(exception).__name__)
+        response = HttpResponse(ADDON_PAGE, status=503)
+        response["Retry-After"] = str(RETRY_AFTER)
+        return response

@@ -8,8 +8,12 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import IS_HEROKU_APP, redis_url
+from .env import IS_HEROKU_APP, redis_timeout, redis_url
 
 if IS_HEROKU_APP and not os.environ.get("REDIS_URL"):
     raise ImproperlyConfigured("REDIS_URL is not set: the django-q2 broker needs Heroku Key-Value Store.")
-BROKER = {"redis": redis_url("REDIS_URL") or "redis://127.0.0.1:6379/0"}
+# The worker waits for a task with BLPOP and a 1 s timeout: a reply timeout (REDIS_TIMEOUT, in the URL) of
+# 1 s or less would fail every wait on an idle queue.
+if redis_timeout() < 1.5:
+    raise ImproperlyConfigured("REDIS_TIMEOUT must be at least 1.5 s with the Redis broker (its worker waits 1 s).")
+BROKER = {"redis": redis_url("REDIS_URL", default="redis://127.0.0.1:6379/0")}

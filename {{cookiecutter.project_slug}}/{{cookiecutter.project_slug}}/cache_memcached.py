@@ -6,7 +6,7 @@ https://devcenter.heroku.com/articles/memcachier#django
 
 import os
 
-from .env import env_list
+from .env import env_list, env_seconds
 
 if os.environ.get("MEMCACHIER_SERVERS"):
     CACHES = {
@@ -16,6 +16,11 @@ if os.environ.get("MEMCACHIER_SERVERS"):
             "OPTIONS": {
                 "username": os.environ.get("MEMCACHIER_USERNAME", ""),
                 "password": os.environ.get("MEMCACHIER_PASSWORD", ""),
+                # python-binary-memcached waits this long for each connect and each reply (its own default:
+                # 3 s), then treats the server as gone: a get answers a miss, a set stores nothing. On a
+                # server that accepts and then says nothing, a get costs two waits (SASL login, then the
+                # get) and a set four (login and set, then login and Django's delete of the stale key).
+                "socket_timeout": env_seconds("MEMCACHIER_TIMEOUT", "0.5"),
             },
         }
     }

@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # 503 with Retry-After, fast, while the database can't be reached (heroku_runtime/middleware.py).
     "heroku_runtime.middleware.DatabaseUnavailableMiddleware",
+    # The same for Redis or S3 unreachable in a view that does not catch it (heroku_runtime/middleware.py).
+    "heroku_runtime.middleware.AddonUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -14,4 +14,5 @@ def test_unreachable_redis_is_a_clear_503_not_a_500(client, monkeypatch, accept)
     monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{port}/0")
     response = client.post(reverse("enqueue_example"), {"key": "k"}, headers={"accept": accept})
     assert response.status_code == 503
+    assert response["Retry-After"]
     assert b"task queue is unreachable" in response.content

@@ -3,8 +3,15 @@ import pytest
 
 def test_tasks_go_through_redis(fresh_settings):
     cluster = fresh_settings("settings.Q_CLUSTER", REDIS_URL="rediss://:secret@example.invalid:6380")
-    assert cluster["redis"] == "rediss://:secret@example.invalid:6380?ssl_cert_reqs=none"
+    assert cluster["redis"] == (
+        "rediss://:secret@example.invalid:6380?socket_connect_timeout=2&socket_timeout=2&ssl_cert_reqs=none"
+    )
     assert "orm" not in cluster
+
+
+def test_a_reply_timeout_below_the_workers_wait_is_refused(fresh_settings):
+    with pytest.raises(AssertionError, match="REDIS_TIMEOUT must be at least 1.5 s"):
+        fresh_settings("settings.Q_CLUSTER", REDIS_URL="redis://h:1/0", REDIS_TIMEOUT="1")
 
 
 def test_heroku_refuses_to_start_without_redis(fresh_settings):
