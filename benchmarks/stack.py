@@ -32,7 +32,12 @@ SLUG = "my_heroku_app"  # the template's default project_slug
 SECRET_KEY = "benchmark-" + "k" * 60
 PORT = 5000  # every dyno has its own loopback, so every dyno can use the same PORT
 PG_PORT_IN_DYNO = 5432  # the relay's port inside each namespace
-BIG_STATIC = "bench-1mb.bin"
+# router.py, Heroku's router stand-in, listens here in front of every web dyno; the clients connect to it.
+ROUTER_PORT = 8080
+ROUTER = {"enabled": True}  # run.py --no-router turns it off for a comparison
+BIG_STATIC = "bench-1mb.bin"  # slow readers of a response inside the router's 1 MB buffer (with headers,
+# a little over it: the router's 64 KB kernel buffers take the rest)
+LARGE_STATIC = "bench-4mb.bin"  # and of one well beyond it
 HTTPS = {"X-Forwarded-Proto": "https"}
 
 # Added to the benchmark's own bakes only (never to the template): a trivial view for the cost of the
@@ -180,13 +185,16 @@ PEERS = {
         "env": {"DJANGO_SECURE_SSL_REDIRECT": "false"},
         "backends_per_dyno": lambda web_concurrency: 4,
     },
-    # Peer 3, the old default and this benchmark's former control: what Heroku's Python guide deployed for
-    # years, `gunicorn <project>.wsgi` (sync workers on $PORT) and a new connection per request.
+    # Peer 3, a connection per request: heroku/python-getting-started's database setting from 2014-07 to
+    # 2016-02 (CONN_MAX_AGE=0, Django's default, with `gunicorn <project>.wsgi` sync on $PORT). From 2016 it
+    # used conn_max_age=500, django-heroku's 600 from 2017, an explicit 600 since 2023: peer 1 stands for those.
     "old-default": {
-        "label": "peer 3: old default (gunicorn sync on $PORT, CONN_MAX_AGE=0)",
-        "short": "peer 3: old default",
-        "source": "what Heroku's Python guide deployed for years and this benchmark's former control: "
-        "`gunicorn <project>.wsgi`, sync workers (WEB_CONCURRENCY) on $PORT, CONN_MAX_AGE=0.",
+        "label": "peer 3: a connection per request (gunicorn sync on $PORT, CONN_MAX_AGE=0)",
+        "short": "peer 3: CONN_MAX_AGE=0",
+        "source": "heroku/python-getting-started's settings from 2014-07 to 2016-02, and Django's default "
+        "wherever nothing sets CONN_MAX_AGE: `gunicorn <project>.wsgi`, sync workers (WEB_CONCURRENCY) on $PORT, "
+        "CONN_MAX_AGE=0 (a new PostgreSQL connection per request). From 2016 python-getting-started kept its "
+        "connections (conn_max_age 500, then django-heroku's 600 from 2017, an explicit 600 since 2023).",
         "answers": {"wsgi_server": "gunicorn"},
         "procfile": f"web: gunicorn {SLUG}.wsgi\n",
         "env": {"DJANGO_CONN_MAX_AGE": "0"},
@@ -251,6 +259,7 @@ def customize(project, peer=None, patch=None):
         urls.write(BENCH_URLS)
     # Random bytes: neither WhiteNoise nor nginx can compress them, so 1 MB really crosses the wire.
     (project / "static" / BIG_STATIC).write_bytes(random.Random(1).randbytes(1 << 20))
+    (project / "static" / LARGE_STATIC).write_bytes(random.Random(4).randbytes(4 << 20))
     if patch:
         subprocess.run(["patch", "-p1", "--forward", "-d", str(project), "-i", str(Path(patch).resolve())], check=True)
     if peer:
@@ -356,7 +365,7 @@ class Dyno:
         self.name, self.project, self.process_type = name, Path(project), process_type
         self.env, self.user, self.postgres, self.mtu = env, user, postgres, mtu
         self.rundir = Path(rundir)
-        self.process = self.init_pid = None
+        self.process = self.init_pid = self.router = None
         self.stopped = False
 
     def __enter__(self):
@@ -419,7 +428,31 @@ class Dyno:
             time.sleep(0.01)
         if self.init_pid is None:
             self.fail("the namespace did not start")
+        if self.process_type == "web" and ROUTER["enabled"]:
+            self.start_router()
         return self
+
+    def start_router(self):
+        """router.py in the dyno's network namespace, outside its PID namespace: not one of the dyno's
+        processes (its memory is not the dyno's), stopped with it. Its output goes to a file: a pipe nobody
+        reads would stall it."""
+        log_path = self.rundir / "router.log"
+        with open(log_path, "wb") as router_log:
+            self.router = subprocess.Popen(
+                self.nsenter(
+                    [sys.executable, BENCH / "router.py", "--listen", f"127.0.0.1:{ROUTER_PORT}"]
+                    + ["--backend", f"127.0.0.1:{PORT}"]
+                ),
+                stdin=subprocess.DEVNULL,
+                stdout=router_log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+            )
+        deadline = time.monotonic() + 20
+        while b"ready" not in log_path.read_bytes():
+            if self.router.poll() is not None or time.monotonic() > deadline:
+                self.fail(f"router.py did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.02)
 
     # -- looking in
 
@@ -551,6 +584,9 @@ class Dyno:
         if self.stopped or self.process is None:
             return
         self.stopped = True
+        if self.router is not None and self.router.poll() is None:
+            self.router.kill()
+            self.router.wait(10)
         if self.process.poll() is None and self.init_pid:
             try:
                 os.kill(self.init_pid, signal.SIGTERM)
