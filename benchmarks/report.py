@@ -23,6 +23,7 @@ TARGETS = {
     "pss_extra_mb": 20,  # web dyno PSS at most peer 1's plus this
 }
 PEER1 = "getting-started"
+CEILING = "ceiling"  # our server straight on $PORT: the cost of the two hops
 SLOW_NOUNS = {
     "upload": "uploaders",
     "read": "readers of 1 MB (inside the router's buffer)",
@@ -40,6 +41,7 @@ STACK_STYLE = {
     "getting-started": "#ff7f0e",
     "seed-003-waitress": "#8c564b",
     "old-default": "#d62728",
+    "ceiling": "#7f7f7f",
 }
 STACK_MARKER = {
     "gunicorn": ("o", 13),
@@ -254,10 +256,21 @@ def db_checks(results):
                     check(
                         f"{name}: req/s against {short(results, peer)} at {concurrency} clients per dyno",
                         ahead,
-                        f"{figure(*spread_of(ahead), digits=1, unit='×')}",
+                        f"{figure(*spread_of(ahead), digits=2, unit='×')}",
                         counted=False,
                     )
                 )
+                if peer == CEILING:
+                    # What nginx and PgBouncer cost, against the same server with neither.
+                    p99 = judge(paired_ratios(level, other, "p99_ms"), 1, at_least=False)
+                    checks.append(
+                        check(
+                            f"{name}: p99 against {short(results, peer)} at {concurrency} clients per dyno",
+                            p99,
+                            f"{figure(*spread_of(p99), digits=2, unit='×')}",
+                            counted=False,
+                        )
+                    )
     return checks
 
 

@@ -146,6 +146,7 @@ class Run:
         self.workdir.chmod(0o755)
         self.postgres = None
         self.configs = []
+        self.last_fitting = {}  # (stack, pools) -> connection_budget's last fitting web dyno count
 
     # -- set-up
 
@@ -334,7 +335,7 @@ class Run:
             outcome["memory"] = {k: v for k, v in memory.items() if k != "processes"}
         probe = outcome["probe"]
         log(
-            f"{config['name']}: {clients:>3} slow {kind}ers -> fast clients {probe['success'] * 100:.1f}% ok, "
+            f"{config['name']}: {clients:>3} slow clients ({kind}) -> fast clients {probe['success'] * 100:.1f}% ok, "
             f"p50 {probe['p50_ms']} ms, p99 {probe['p99_ms']} ms "
             f"(machine: io stalled {outcome['noise'].get('io_full_ms')} ms, "
             f"steal {outcome['noise'].get('steal_ms')} ms)"
@@ -602,6 +603,8 @@ class Run:
         if peer:
             per_dyno = st.PEERS[peer]["backends_per_dyno"](int(config["env"].get("WEB_CONCURRENCY", 2)))
             last = (ESSENTIAL_0_CONNECTIONS - DIRECT_CONNECTIONS) // per_dyno
+        elif (config["name"], pools) in self.last_fitting:
+            last = self.last_fitting[config["name"], pools]
         else:
             last = 0
             for count in range(1, MAX_SCALE_DYNOS + 1):
@@ -609,6 +612,7 @@ class Run:
                 if not self.budget(config, formation, *pools)["fits"]:
                     break
                 last = count
+            self.last_fitting[config["name"], pools] = last
         counts = self.args.scale_dynos or [n for n in (last, last + 1) if 1 <= n <= MAX_SCALE_DYNOS]
         return last, counts
 
@@ -820,7 +824,7 @@ class Run:
             "configs": {},
         }
         for config in self.configs:
-            if "single" not in self.args.skip:
+            if "single" not in self.args.skip and measured_in(config, "single"):
                 results["configs"].setdefault(config["name"], {}).update(self.single_dyno(config))
         if "db" not in self.args.skip and self.configs:
             self.db_phase(results)
@@ -835,6 +839,8 @@ class Run:
             # Last: PostgreSQL is restarted with Essential-0's connection limit for it.
             results["scale_limit"] = self.limit_connections()
             for config in self.configs:
+                if not measured_in(config, "scale"):
+                    continue
                 scale = results["configs"].setdefault(config["name"], {}).setdefault("scale", {})
                 scale["app.json" if not config["peer"] else "own"] = self.scale_out(config, advised=False)
                 if not config["peer"]:
@@ -958,6 +964,11 @@ def merge_rounds(rounds):
         }
         merged["levels"][concurrency] = level
     return merged
+
+
+def measured_in(config, phase):
+    """Whether a configuration takes part in a phase (the ceiling only in the throughput phase)."""
+    return not config["peer"] or phase in st.PEERS[config["peer"]].get("phases", (phase,))
 
 
 def merge_repeats(outcomes):

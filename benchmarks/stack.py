@@ -200,6 +200,21 @@ PEERS = {
         "env": {"DJANGO_CONN_MAX_AGE": "0"},
         "backends_per_dyno": lambda web_concurrency: web_concurrency,
     },
+    # The ceiling: our own bake and gunicorn.conf.py, the same server bound straight to $PORT with a
+    # persistent direct connection per worker: no nginx, no PgBouncer. Beside ours in the throughput phase
+    # only, it says what the two hops cost in req/s and p99. Context, not a peer anyone deploys.
+    "ceiling": {
+        "label": "ceiling: our gunicorn straight on $PORT, persistent direct connections (no nginx, no PgBouncer)",
+        "short": "the ceiling (no nginx, no PgBouncer)",
+        "source": "the template's own bake and config/gunicorn.conf.py (sync, WEB_CONCURRENCY, preload), "
+        "`--bind 0.0.0.0:$PORT` instead of nginx's socket, `dj_database_url.config(conn_max_age=600, "
+        "conn_health_checks=True, ssl_require=True)` straight to PostgreSQL. Throughput phase only.",
+        "answers": {"wsgi_server": "gunicorn"},
+        "procfile": "web: env -u GUNICORN_CMD_ARGS gunicorn --config config/gunicorn.conf.py --bind 0.0.0.0:$PORT\n",
+        "databases": GETTING_STARTED_DATABASES,
+        "backends_per_dyno": lambda web_concurrency: web_concurrency,
+        "phases": ("db",),
+    },
 }
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -163,3 +163,14 @@ def test_advised_pools_have_one_check_not_two():
     assert [c["target"] for c in advised] == [
         "gunicorn, advised pools: no connection errors at web dynos 7, 8 (predicted to fit)"
     ]
+
+
+def test_the_ceiling_gives_the_cost_of_the_two_hops_as_context():
+    data = results(ours_req_s=(900, 950, 1000, 950, 900), ours_p99=(300,) * 5)
+    data["meta"]["peers"]["ceiling"] = {"label": "ceiling", "short": "the ceiling"}
+    data["configs"]["ceiling"] = {"db": {"levels": {"32": repeats((1000,) * 5, (200,) * 5)}}}
+    found = by_target(report.evaluate(data))
+    rate = found["gunicorn: req/s against the ceiling at 32 clients per dyno"]
+    p99 = found["gunicorn: p99 against the ceiling at 32 clients per dyno"]
+    assert rate["counted"] is False and p99["counted"] is False
+    assert rate["detail"] == "0.95× (0.90–1.00)" and p99["detail"] == "1.50×"
