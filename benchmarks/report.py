@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 DYNO_MB = 512  # Eco, Basic and Standard-1X dynos
+DIRECT_CONNECTIONS = 2  # connection_budget's release phase and `heroku run` console (run.py holds them open)
 TARGETS = {
     "slow_success": 0.999,
     "slow_p99_factor": 2,  # p99 at the top level at most twice the stack's own p99 without slow clients
@@ -338,10 +339,66 @@ def memory_checks(results):
     return checks
 
 
+def worker_checks(results):
+    """Worker scale-out (ORM broker): every task run at least once, and PostgreSQL's backends at peak within
+    what connection_budget counts for the formation, less the direct connections this phase does not hold
+    and with pgwatch.py's own connection left out."""
+    checks = []
+    for count, level in results.get("workers", {}).get("levels", {}).items():
+        checks.append(
+            check(
+                f"ORM broker, web=1 + {count} worker dynos: every task run at least once",
+                {"met": level["missing"] == 0, "straddles": False},
+                f"{level['missing']} of {results['workers']['tasks']} missing, {level['duplicates']} run twice, "
+                f"{level['tasks_per_s'] or '–'} tasks/s",
+            )
+        )
+        total = level.get("budget", {}).get("total")
+        peak = level.get("peak_backends")
+        limit = total - DIRECT_CONNECTIONS if total is not None else None
+        checks.append(
+            check(
+                f"ORM broker, web=1 + {count} worker dynos: PostgreSQL backends at peak ≤ connection_budget's count",
+                judge([None if peak is None else peak - 1], limit, at_least=False),
+                f"{'–' if peak is None else peak - 1} at peak; budget {total} less {DIRECT_CONNECTIONS} direct",
+            )
+        )
+    return checks
+
+
+def workers_table(results):
+    workers = results.get("workers")
+    if not workers:
+        return "Not measured."
+    lines = [
+        f"{workers['tasks']} tasks (each inserts a numbered row) enqueued through the web dyno with the ORM broker, "
+        "run by N worker dynos (`bin/dyno worker`: PgBouncer and `qcluster`); PostgreSQL's backends sampled "
+        "every 50 ms (pgwatch.py's own connection left out).",
+        "",
+        "| formation | tasks/s | seconds (enqueueing) | missing | run twice | PostgreSQL backends at peak "
+        "| connection_budget |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for level in workers["levels"].values():
+        peak = level.get("peak_backends")
+        lines.append(
+            f"| {level['formation']} | {level['tasks_per_s'] or '–'} | {level['seconds']} ({level['enqueue_seconds']}) "
+            f"| {level['missing']} | {level['duplicates']} | {'–' if peak is None else peak - 1} "
+            f"| {level['budget']['output']} |"
+        )
+    return "\n".join(lines)
+
+
 def evaluate(results):
     """Each target: {"target", "counted", "met", "straddles", "detail"}; "met" is None when not measured."""
     use_labels(results)
-    return slow_checks(results) + db_checks(results) + scale_checks(results) + memory_checks(results)
+    return (
+        slow_checks(results)
+        + db_checks(results)
+        + scale_checks(results)
+        + worker_checks(results)
+        + memory_checks(results)
+    )
 
 
 def connection_errors(level):
@@ -693,6 +750,7 @@ def markdown(results, plot_name=None, scale_plot_name=None):
         "### Scale-out on a 20-connection database\n\n"
         + scale_table(results)
         + (f"\n\n![requests served and errors against web dynos]({scale_plot_name})" if scale_plot_name else ""),
+        "### Worker scale-out\n\n" + workers_table(results),
         "### Memory\n\n" + memory_table(results),
         "### The nginx hop\n\n" + hop_table(results),
         "### Start-up\n\n" + startup_table(results),

@@ -60,6 +60,8 @@ PROFILES = {
         "scale_clients": 32,
         "scale_seconds": 5,
         "repeats": 5,
+        "worker_dynos": [1, 2, 4],
+        "worker_tasks": 1000,
     },
     "quick": {
         "slow_levels": [0, 256],
@@ -72,6 +74,8 @@ PROFILES = {
         "scale_clients": 32,
         "scale_seconds": 4,
         "repeats": 2,
+        "worker_dynos": [1, 2],
+        "worker_tasks": 300,
     },
 }
 # Slow uploaders (the router streams bodies: they reach the dyno), slow readers of the 1 MB file (inside the
@@ -184,7 +188,8 @@ class Run:
             config["env"] = self.env(config)
             st.release(f"{name}-release", project, config["env"], self.user, self.workdir, self.postgres)
             self.postgres.sql(
-                f"CREATE TABLE bench_stall (id int); ALTER TABLE bench_stall OWNER TO {rs.Postgres.APP_USER}",
+                f"CREATE TABLE bench_stall (id int); ALTER TABLE bench_stall OWNER TO {rs.Postgres.APP_USER}; "
+                f"CREATE TABLE bench_tasks (n int); ALTER TABLE bench_tasks OWNER TO {rs.Postgres.APP_USER}",
                 database=config["database"],
             )
             config["big_static"] = st.static_path(project)
@@ -538,6 +543,8 @@ class Run:
             "reserve": reserve,
             "fits": result.returncode == 0,
             "advice": [int(advice[1]), int(advice[2])] if advice else None,
+            # Its count of the formation's connections (dynos at what they can open, plus the direct ones).
+            "total": int(total[1]) if (total := re.search(r"total: (\d+) of", text)) else None,
             "output": text.splitlines()[-1],
         }
 
@@ -815,6 +822,100 @@ class Run:
         log(f"worker dyno: {memory['rss_mb']} MB RSS, {memory['pss_mb']} MB PSS")
         return memory
 
+    # -- worker scale-out: 1, 2, 4 worker dynos beside a web dyno, the ORM broker
+
+    def worker_scale_out(self, config):
+        """Per worker dyno count: tasks a second, every task run at least once, duplicates, PostgreSQL's
+        backends at peak against what connection_budget counts for the formation (before the scale-out
+        limits PostgreSQL, so that what is measured is what the formation opens, not what it is refused)."""
+        result = {"tasks": self.profile["worker_tasks"], "levels": {}}
+        pool = int(config["vars"].get("PGBOUNCER_DEFAULT_POOL_SIZE", 1))
+        reserve = int(config["vars"].get("PGBOUNCER_RESERVE_POOL_SIZE", 1))
+        web, _ = st.start_web(
+            f"{config['name']}-tasks-web", config["project"], config["env"], self.user, self.workdir, self.postgres
+        )
+        try:
+            for count in self.profile["worker_dynos"]:
+                formation = f"web=1,worker={count}"
+                budget = self.budget(config, formation, pool, reserve)
+                level = {"formation": formation, "budget": budget, **self.task_level(config, web, count)}
+                result["levels"][str(count)] = level
+                log(
+                    f"{config['name']}: {formation} -> {level['tasks_per_s']} tasks/s, {level['missing']} missing, "
+                    f"{level['duplicates']} duplicates, {level['peak_backends']} backends at peak "
+                    f"(connection_budget: {budget['output']})"
+                )
+        finally:
+            web.stop()
+        return result
+
+    def task_level(self, config, web, count):
+        tasks = self.profile["worker_tasks"]
+        self.postgres.sql("TRUNCATE bench_tasks; DELETE FROM django_q_ormq;", database=config["database"])
+        workers = []
+        watcher = self.pgwatch(config, 200)
+        try:
+            for index in range(count):
+                name = f"{config['name']}-tasks-worker{index + 1}"
+                project = self.clone(config, 100 + index)
+                workers.append(
+                    st.Dyno(
+                        name, project, "worker", config["env"], self.user, self.workdir / "ns" / name, self.postgres
+                    )
+                )
+                workers[-1].start()
+            deadline = time.monotonic() + 90
+            for dyno in workers:
+                while "running" not in dyno.output.lower():
+                    if dyno.process.poll() is not None or time.monotonic() > deadline:
+                        dyno.fail("the worker dyno did not start")
+                    time.sleep(0.2)
+            started = time.monotonic()
+            enqueue = f"http://127.0.0.1:{st.PORT}/bench/enqueue-numbered/?start=0&n={tasks}"
+            web.run(
+                [
+                    sys.executable,
+                    "-c",
+                    f"import urllib.request as u; u.urlopen(u.Request({enqueue!r}, "
+                    "headers={'X-Forwarded-Proto': 'https', 'Host': 'localhost'}), timeout=120).read()",
+                ],
+                150,
+            )
+            enqueued = time.monotonic()
+            done, total, distinct = None, 0, 0
+            while time.monotonic() < enqueued + 120:
+                total, distinct = (
+                    int(v)
+                    for v in self.postgres.sql(
+                        "SELECT count(*), count(DISTINCT n) FROM bench_tasks", database=config["database"]
+                    )[0]
+                )
+                if distinct >= tasks:
+                    done = time.monotonic()
+                    break
+                time.sleep(0.5)
+            time.sleep(2)  # a duplicate run would land within the ORM broker's retry, not this soon: counted below
+            total, distinct = (
+                int(v)
+                for v in self.postgres.sql(
+                    "SELECT count(*), count(DISTINCT n) FROM bench_tasks", database=config["database"]
+                )[0]
+            )
+        finally:
+            pg = stop_watch(watcher)
+            for dyno in workers:
+                dyno.stop()
+        return {
+            "worker_dynos": count,
+            "seconds": round((done or time.monotonic()) - started, 2),
+            "enqueue_seconds": round(enqueued - started, 2),
+            "tasks_per_s": round(tasks / (done - started), 1) if done else None,
+            "missing": tasks - distinct,
+            "duplicates": total - distinct,
+            "peak_backends": pg.get("peak_backends"),
+            "postgres": pg,
+        }
+
     # -- the whole run
 
     def execute(self):
@@ -836,6 +937,8 @@ class Run:
         stacks = [c for c in self.configs if not c["peer"]]
         if stacks and "worker" not in self.args.skip:
             results["worker_memory"] = self.worker_memory(stacks[0])
+        if stacks and "workers" not in self.args.skip and "worker:" in (stacks[0]["project"] / "Procfile").read_text():
+            results["workers"] = self.worker_scale_out(stacks[0])
         if "scale" not in self.args.skip and self.configs:
             # Last: PostgreSQL is restarted with Essential-0's connection limit for it.
             results["scale_limit"] = self.limit_connections()
@@ -1062,7 +1165,7 @@ def main(argv):
         help="web dyno counts of the scale-out (default: the prediction's last fitting count and the next)",
     )
     parser.add_argument("--no-router", action="store_true", help="clients straight to $PORT, no router.py")
-    parser.add_argument("--skip", default="", help="comma-separated phases to skip: single, db, worker, scale")
+    parser.add_argument("--skip", default="", help="comma-separated phases to skip: single, db, worker, workers, scale")
     parser.add_argument(
         "--env",
         type=key_value,

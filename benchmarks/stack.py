@@ -116,6 +116,21 @@ def enqueue(request):
     for _ in range(int(request.GET.get("n", "4"))):
         async_task("core.bench_views.stall_task")
     return JsonResponse({"enqueued": int(request.GET.get("n", "4"))})
+
+
+def record_task(number):
+    # The worker scale-out's task: one row per run, so that runs missing or duplicated can be counted.
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO bench_tasks (n) VALUES (%s)", [number])
+
+
+def enqueue_numbered(request):
+    from django_q.tasks import async_task
+
+    start, count = int(request.GET.get("start", "0")), int(request.GET.get("n", "100"))
+    for number in range(start, start + count):
+        async_task("core.bench_views.record_task", number)
+    return JsonResponse({"enqueued": count})
 '''
 BENCH_URLS = """
 # Added by benchmarks/stack.py for the benchmark only.
@@ -128,6 +143,7 @@ urlpatterns += [
     path("bench/health-connect/", bench_views.health_connect),
     path("bench/stall/", bench_views.stall),
     path("bench/enqueue/", bench_views.enqueue),
+    path("bench/enqueue-numbered/", bench_views.enqueue_numbered),
 ]
 """
 # The peers: what a Heroku Django user runs instead of this stack, each from its own documented

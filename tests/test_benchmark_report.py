@@ -174,3 +174,23 @@ def test_the_ceiling_gives_the_cost_of_the_two_hops_as_context():
     p99 = found["gunicorn: p99 against the ceiling at 32 clients per dyno"]
     assert rate["counted"] is False and p99["counted"] is False
     assert rate["detail"] == "0.95× (0.90–1.00)" and p99["detail"] == "1.50×"
+
+
+@pytest.mark.parametrize(
+    ("missing", "peak", "expected"),
+    [(0, 8, (True, True)), (3, 8, (False, True)), (0, 9, (True, False))],
+    ids=["all-run-within-budget", "tasks-missing", "over-the-budget"],
+)
+def test_worker_scale_out_every_task_run_and_backends_within_the_budget(missing, peak, expected):
+    # connection_budget counts 9 for web=1,worker=1 (2 + 5 + 2 direct, not held here): 7 may be open, and
+    # pgwatch.py's own connection is part of the peak.
+    data = results()
+    level = {"formation": "web=1,worker=1", "budget": {"total": 9, "output": "fits"}, "missing": missing}
+    level |= {"duplicates": 1, "tasks_per_s": 90.0, "peak_backends": peak, "seconds": 11, "enqueue_seconds": 3}
+    data["workers"] = {"tasks": 1000, "levels": {"1": level}}
+    found = by_target(report.evaluate(data))
+    ran = found["ORM broker, web=1 + 1 worker dynos: every task run at least once"]
+    within = found["ORM broker, web=1 + 1 worker dynos: PostgreSQL backends at peak ≤ connection_budget's count"]
+    assert (ran["met"], within["met"]) == expected
+    assert ran["counted"] and within["counted"]
+    assert "1 run twice" in ran["detail"]
