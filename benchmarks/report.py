@@ -340,52 +340,58 @@ def memory_checks(results):
 
 
 def worker_checks(results):
-    """Worker scale-out (ORM broker): every task run at least once, and PostgreSQL's backends at peak within
-    what connection_budget counts for the formation, less the direct connections this phase does not hold
-    and with pgwatch.py's own connection left out."""
+    """Worker scale-out, per broker: every task run at least once (the ORM broker's promise; the Redis
+    broker promises at most once, so there it is shown, not counted), and PostgreSQL's backends at peak
+    within what connection_budget counts for the formation, less the direct connections this phase does
+    not hold and with pgwatch.py's own connection left out."""
     checks = []
-    for count, level in results.get("workers", {}).get("levels", {}).items():
-        checks.append(
-            check(
-                f"ORM broker, web=1 + {count} worker dynos: every task run at least once",
-                {"met": level["missing"] == 0, "straddles": False},
-                f"{level['missing']} of {results['workers']['tasks']} missing, {level['duplicates']} run twice, "
-                f"{level['tasks_per_s'] or '–'} tasks/s",
+    for broker, workers in results.get("workers", {}).items():
+        for count, level in workers["levels"].items():
+            who = f"{broker.upper() if broker == 'orm' else broker.capitalize()} broker, web=1 + {count} worker dynos"
+            checks.append(
+                check(
+                    f"{who}: every task run at least once",
+                    {"met": level["missing"] == 0, "straddles": False},
+                    f"{level['missing']} of {workers['tasks']} missing, {level['duplicates']} run twice, "
+                    f"{level['tasks_per_s'] or '–'} tasks/s",
+                    counted=broker == "orm",
+                )
             )
-        )
-        total = level.get("budget", {}).get("total")
-        peak = level.get("peak_backends")
-        limit = total - DIRECT_CONNECTIONS if total is not None else None
-        checks.append(
-            check(
-                f"ORM broker, web=1 + {count} worker dynos: PostgreSQL backends at peak ≤ connection_budget's count",
-                judge([None if peak is None else peak - 1], limit, at_least=False),
-                f"{'–' if peak is None else peak - 1} at peak; budget {total} less {DIRECT_CONNECTIONS} direct",
+            total = level.get("budget", {}).get("total")
+            peak = level.get("peak_backends")
+            limit = total - DIRECT_CONNECTIONS if total is not None else None
+            checks.append(
+                check(
+                    f"{who}: PostgreSQL backends at peak ≤ connection_budget's count",
+                    judge([None if peak is None else peak - 1], limit, at_least=False),
+                    f"{'–' if peak is None else peak - 1} at peak; budget {total} less {DIRECT_CONNECTIONS} direct",
+                )
             )
-        )
     return checks
 
 
 def workers_table(results):
-    workers = results.get("workers")
-    if not workers:
+    if not results.get("workers"):
         return "Not measured."
+    tasks = next(iter(results["workers"].values()))["tasks"]
     lines = [
-        f"{workers['tasks']} tasks (each inserts a numbered row) enqueued through the web dyno with the ORM broker, "
-        "run by N worker dynos (`bin/dyno worker`: PgBouncer and `qcluster`); PostgreSQL's backends sampled "
-        "every 50 ms (pgwatch.py's own connection left out).",
+        f"{tasks} tasks (each inserts a numbered row) enqueued through the web dyno, run by N worker dynos "
+        "(`bin/dyno worker`: PgBouncer and `qcluster`); PostgreSQL's backends sampled every 50 ms (pgwatch.py's "
+        "own connection left out). The Redis broker's store is a redis-server on the host, reached through each "
+        "dyno's relay.",
         "",
-        "| formation | tasks/s | seconds (enqueueing) | missing | run twice | PostgreSQL backends at peak "
+        "| broker | formation | tasks/s | seconds (enqueueing) | missing | run twice | PostgreSQL backends at peak "
         "| connection_budget |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for level in workers["levels"].values():
-        peak = level.get("peak_backends")
-        lines.append(
-            f"| {level['formation']} | {level['tasks_per_s'] or '–'} | {level['seconds']} ({level['enqueue_seconds']}) "
-            f"| {level['missing']} | {level['duplicates']} | {'–' if peak is None else peak - 1} "
-            f"| {level['budget']['output']} |"
-        )
+    for broker, workers in results["workers"].items():
+        for level in workers["levels"].values():
+            peak = level.get("peak_backends")
+            lines.append(
+                f"| {broker} | {level['formation']} | {level['tasks_per_s'] or '–'} "
+                f"| {level['seconds']} ({level['enqueue_seconds']}) | {level['missing']} | {level['duplicates']} "
+                f"| {'–' if peak is None else peak - 1} | {level['budget']['output']} |"
+            )
     return "\n".join(lines)
 
 

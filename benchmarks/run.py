@@ -152,6 +152,7 @@ class Run:
         self.postgres = None
         self.configs = []
         self.last_fitting = {}  # (stack, pools) -> connection_budget's last fitting web dyno count
+        self.redis = self.redis_port = self.redis_config = None
 
     # -- set-up
 
@@ -165,7 +166,18 @@ class Run:
             self.configs.append({"name": server, "answers": {"wsgi_server": server}, "peer": None})
         for peer in self.args.peers:
             self.configs.append({"name": peer, "answers": st.PEERS[peer]["answers"], "peer": peer})
-        for config in self.configs:
+        if self.args.servers and "workers" not in self.args.skip:
+            # The worker scale-out's second broker: the first server's bake with task_broker=redis, its
+            # Redis a redis-server on the host that every dyno reaches through its relay.
+            self.redis, self.redis_port = st.start_redis()
+            server = self.args.servers[0]
+            self.redis_config = {
+                "name": f"{server}-redis",
+                "answers": {"wsgi_server": server, "task_broker": "redis"},
+                "peer": None,
+                "redis_url": "redis://127.0.0.1:6379/0",
+            }
+        for config in self.configs + ([self.redis_config] if self.redis_config else []):
             name = config["name"]
             log(f"{name}: bake and build")
             project = st.build(
@@ -184,6 +196,8 @@ class Run:
             if config["peer"]:
                 for key, value in st.PEERS[config["peer"]].get("env", {}).items():
                     extra.setdefault(key, value)
+            if config.get("redis_url"):
+                extra["REDIS_URL"] = config["redis_url"]
             config["vars"] = st.config_vars(project, **extra)
             config["env"] = self.env(config)
             st.release(f"{name}-release", project, config["env"], self.user, self.workdir, self.postgres)
@@ -824,7 +838,7 @@ class Run:
 
     # -- worker scale-out: 1, 2, 4 worker dynos beside a web dyno, the ORM broker
 
-    def worker_scale_out(self, config):
+    def worker_scale_out(self, config, redis_port=None):
         """Per worker dyno count: tasks a second, every task run at least once, duplicates, PostgreSQL's
         backends at peak against what connection_budget counts for the formation (before the scale-out
         limits PostgreSQL, so that what is measured is what the formation opens, not what it is refused)."""
@@ -832,13 +846,19 @@ class Run:
         pool = int(config["vars"].get("PGBOUNCER_DEFAULT_POOL_SIZE", 1))
         reserve = int(config["vars"].get("PGBOUNCER_RESERVE_POOL_SIZE", 1))
         web, _ = st.start_web(
-            f"{config['name']}-tasks-web", config["project"], config["env"], self.user, self.workdir, self.postgres
+            f"{config['name']}-tasks-web",
+            config["project"],
+            config["env"],
+            self.user,
+            self.workdir,
+            self.postgres,
+            redis_port=redis_port,
         )
         try:
             for count in self.profile["worker_dynos"]:
                 formation = f"web=1,worker={count}"
                 budget = self.budget(config, formation, pool, reserve)
-                level = {"formation": formation, "budget": budget, **self.task_level(config, web, count)}
+                level = {"formation": formation, "budget": budget, **self.task_level(config, web, count, redis_port)}
                 result["levels"][str(count)] = level
                 log(
                     f"{config['name']}: {formation} -> {level['tasks_per_s']} tasks/s, {level['missing']} missing, "
@@ -849,9 +869,11 @@ class Run:
             web.stop()
         return result
 
-    def task_level(self, config, web, count):
+    def task_level(self, config, web, count, redis_port=None):
         tasks = self.profile["worker_tasks"]
         self.postgres.sql("TRUNCATE bench_tasks; DELETE FROM django_q_ormq;", database=config["database"])
+        if redis_port:
+            st.redis_flush(redis_port)
         workers = []
         watcher = self.pgwatch(config, 200)
         try:
@@ -860,7 +882,14 @@ class Run:
                 project = self.clone(config, 100 + index)
                 workers.append(
                     st.Dyno(
-                        name, project, "worker", config["env"], self.user, self.workdir / "ns" / name, self.postgres
+                        name,
+                        project,
+                        "worker",
+                        config["env"],
+                        self.user,
+                        self.workdir / "ns" / name,
+                        self.postgres,
+                        redis_port=redis_port,
                     )
                 )
                 workers[-1].start()
@@ -938,7 +967,9 @@ class Run:
         if stacks and "worker" not in self.args.skip:
             results["worker_memory"] = self.worker_memory(stacks[0])
         if stacks and "workers" not in self.args.skip and "worker:" in (stacks[0]["project"] / "Procfile").read_text():
-            results["workers"] = self.worker_scale_out(stacks[0])
+            results["workers"] = {"orm": self.worker_scale_out(stacks[0])}
+            if self.redis_config:
+                results["workers"]["redis"] = self.worker_scale_out(self.redis_config, redis_port=self.redis_port)
         if "scale" not in self.args.skip and self.configs:
             # Last: PostgreSQL is restarted with Essential-0's connection limit for it.
             results["scale_limit"] = self.limit_connections()
@@ -992,6 +1023,9 @@ class Run:
     def cleanup(self):
         if self.postgres is not None:
             self.postgres.stop()
+        if self.redis is not None:
+            self.redis.kill()
+            self.redis.wait(10)
         if self.args.keep:
             if not self.args.disk:
                 keep = Path(tempfile.mkdtemp(prefix="heroku-django-bench-kept-", dir=self.args.workdir))

@@ -15,6 +15,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -329,6 +330,39 @@ def static_path(project, name=BIG_STATIC):
     return "/static/" + manifest["paths"][name]
 
 
+def start_redis():
+    """A redis-server on the host's loopback, on a free port, nothing saved: the Redis broker's store
+    (Heroku Key-Value Store's stand-in). Returns (process, port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as client:
+                client.sendall(b"PING\r\n")
+                if client.recv(16).startswith(b"+PONG"):
+                    return process, port
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise rs.StackError("redis-server did not answer within 20 s")
+
+
+def redis_flush(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"FLUSHALL\r\n")
+        if not client.recv(16).startswith(b"+OK"):
+            raise rs.StackError("redis-server refused FLUSHALL")
+
+
 def config_vars(project, **extra):
     """What a Deploy Button sets from app.json (the PgBouncer pool) plus `extra`."""
     app_json = json.loads((project / "app.json").read_text())
@@ -392,8 +426,9 @@ class Dyno:
     benchmark ends, and the kernel kills every process of a PID namespace whose PID 1 is gone.
     """
 
-    def __init__(self, name, project, process_type, env, user, rundir, postgres, mtu=1500):
+    def __init__(self, name, project, process_type, env, user, rundir, postgres, mtu=1500, redis_port=None):
         self.name, self.project, self.process_type = name, Path(project), process_type
+        self.redis_port = redis_port  # the host's redis-server, relayed to the namespace's 127.0.0.1:6379
         self.env, self.user, self.postgres, self.mtu = env, user, postgres, mtu
         self.rundir = Path(rundir)
         self.process = self.init_pid = self.router = None
@@ -423,6 +458,7 @@ class Dyno:
             "uid": self.user.uid,
             "gid": self.user.gid,
             "mtu": self.mtu,
+            "redis_port": self.redis_port,
         }
         (self.rundir / "config.json").write_text(json.dumps(config))
         argv = [
@@ -653,9 +689,9 @@ def role_of(pid, command, init_pid):
     return "app"
 
 
-def start_web(name, project, env, user, workdir, postgres, ready_file=True, timeout=90):
+def start_web(name, project, env, user, workdir, postgres, ready_file=True, timeout=90, redis_port=None):
     """Start a web dyno and wait for its first 200; returns (dyno, start-up record)."""
-    dyno = Dyno(name, project, "web", env, user, workdir / "ns" / name, postgres).start()
+    dyno = Dyno(name, project, "web", env, user, workdir / "ns" / name, postgres, redis_port=redis_port).start()
     try:
         args = ["wait", "--target", f"tcp:127.0.0.1:{PORT}", "--path", "/health/", "--timeout", str(timeout)]
         if ready_file:
