@@ -680,7 +680,8 @@ def targets_table(checks):
     if context:
         lines += [
             "",
-            "Context, not counted (a peer's own result, or a margin over a configuration that trails by construction):",
+            "Context, not counted (a peer's own result, a margin over a configuration that trails by "
+            "construction, the ceiling's ratios, the Redis broker's at-most-once delivery):",
             "",
             "| context | result | figures |",
             "|---|---|---|",
