@@ -196,3 +196,32 @@ def test_worker_scale_out_every_task_run_and_backends_within_the_budget(missing,
     assert "1 run twice" in ran["detail"]
     # The Redis broker promises at most once: its missing tasks are shown, not counted.
     assert found["Redis broker, web=1 + 1 worker dynos: every task run at least once"]["counted"] is False
+
+
+def test_run_py_merges_rounds_into_what_the_report_judges():
+    """run.py's merging of rounds and repeats, fed to the report: the contract between the two."""
+    import run
+
+    def db_round(ok_per_s, p99):
+        level = {"ok_per_s": ok_per_s, "p50_ms": 1.0, "p99_ms": p99, "errors": 0, "noise": {"steal_ms": 10}}
+        return {"startup": [{"ready_file_s": 0.4, "first_200_s": 0.5}], "levels": {"32": level}}
+
+    def window(success, p99):
+        return {"probe": {"success": success, "p50_ms": 3.0, "p99_ms": p99, "timeline": [1]}, "noise": {"steal_ms": 1}}
+
+    data = results()
+    ours = run.merge_rounds([db_round(v, 300) for v in (850, 880, 920, 950, 1000)])
+    assert ours["levels"]["32"]["ok_per_s"] == 920 and len(ours["startup"]) == 5
+    assert ours["levels"]["32"]["noise"] == {"steal_ms": 50}
+    data["configs"]["gunicorn"]["db"] = ours
+    data["configs"]["getting-started"]["db"] = run.merge_rounds([db_round(1000, 250) for _ in range(5)])
+    base = run.merge_repeats([window(1.0, p) for p in (4.0, 5.0, 4.0, 6.0, 5.0)])
+    top = run.merge_repeats([window(1.0, p) for p in (8.0, 9.0, 12.0, 9.5, None)])
+    assert top["probe"]["timeline"] == [1] and "timeline" not in top["repeats"][0]["probe"]
+    data["configs"]["gunicorn"]["slow"] = {"upload": {"0": base, "256": top}, "read": {}}
+    found = by_target(report.evaluate(data))
+    assert found[REQ_S]["met"] is True and found[REQ_S]["straddles"] is True
+    p99 = found["gunicorn: 256 slow uploaders, fast clients' p99 ≤ 2 × its own at N = 0"]
+    # The repeat without an answer counts as the worst: median 9.5 ms, the range up to "no answer".
+    assert p99["met"] is True and p99["straddles"] is True
+    assert "9.5 (8.0–no answer) ms" in p99["detail"]
