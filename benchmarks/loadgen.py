@@ -250,7 +250,7 @@ async def slow_reader(target, path, client, deadline):
         await asyncio.wait_for(loop.sock_connect(sock, address), max(0.1, deadline - time.monotonic()))
         client.connected = True
         await loop.sock_sendall(sock, request_bytes(path))
-        for _ in range(10_000_000 // READ_CHUNK):  # bounded by the response size as well as the deadline
+        for _ in range(20_000_000 // READ_CHUNK):  # bounded by the response size as well as the deadline
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -314,8 +314,9 @@ async def slow_phase(args):
     """N slow clients connect over `ramp` s, `settle` s pass, then the probe runs for `probe_seconds`."""
     loop = asyncio.get_running_loop()
     clients = [SlowClient() for _ in range(args.clients)]
-    worker = slow_reader if args.kind == "read" else slow_uploader
-    path = args.read_path if args.kind == "read" else args.upload_path
+    reading = args.kind in ("read", "read-large")  # the two differ only in the file run.py names
+    worker = slow_reader if reading else slow_uploader
+    path = args.read_path if reading else args.upload_path
     hold_until = time.monotonic() + args.ramp + args.settle + args.probe_seconds + args.probe_timeout + 5
     tasks = []
     started = loop.time()
@@ -405,7 +406,7 @@ def main(argv):
     p.add_argument("--seconds", type=float, default=5)
     p = sub.add_parser("slow")
     p.add_argument("--target", required=True)
-    p.add_argument("--kind", choices=["upload", "read"], required=True)
+    p.add_argument("--kind", choices=["upload", "read", "read-large"], required=True)
     p.add_argument("--clients", type=int, required=True)
     p.add_argument("--read-path", required=True)
     p.add_argument("--upload-path", required=True)

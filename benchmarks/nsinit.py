@@ -161,6 +161,10 @@ async def main(config):
     prepare_namespace(config.get("mtu", 1500))
     relay = Relay(config)
     await relay.start()
+    if config.get("redis_port"):
+        # The worker scale-out's Redis broker: the host's redis-server on the namespace's 127.0.0.1:6379.
+        redis = Relay({**config, "pg_port": config["redis_port"], "listen_port": 6379})
+        await redis.start()
     stats_task = asyncio.create_task(relay.write_stats_forever())
     loop = asyncio.get_running_loop()
     log = open(config["log_path"], "ab")  # noqa: SIM115 - the child writes to it for its whole life

@@ -47,18 +47,21 @@ log = st.log
 
 PROFILES = {
     "full": {
-        "slow_levels": [0, 16, 64, 256],
-        # 400 probes at 50/s: 99.9% means none may fail. Six configurations x seven windows, two throughput
-        # levels each and 40-odd scale-out windows: the whole run has to stay under 40 minutes on 2 cores.
-        "probe_seconds": 8,
+        "slow_levels": [0, 64, 256],
+        # 300 probes at 50/s: 99.9% means none may fail. About 100 slow-client windows (the judged ones 5
+        # times), 7 configurations x 5 rounds x 2 throughput levels, a dozen scale-out levels: aimed at 45
+        # minutes on 2 cores.
+        "probe_seconds": 6,
         "hop_count": 200,
         "hop_seconds": 4,
         "db_concurrency": [32, 256],
-        "db_seconds": 8,
+        "db_seconds": 6,
         "scaled_web_concurrency": None,
-        "scale_dynos": [1, 2, 4, 8],
         "scale_clients": 32,
         "scale_seconds": 5,
+        "repeats": 5,
+        "worker_dynos": [1, 2, 4],
+        "worker_tasks": 1000,
     },
     "quick": {
         "slow_levels": [0, 256],
@@ -68,15 +71,22 @@ PROFILES = {
         "db_concurrency": [128],
         "db_seconds": 6,
         "scaled_web_concurrency": None,
-        "scale_dynos": [1, 2, 4, 8],
         "scale_clients": 32,
         "scale_seconds": 4,
+        "repeats": 2,
+        "worker_dynos": [1, 2],
+        "worker_tasks": 300,
     },
 }
+# Slow uploaders (the router streams bodies: they reach the dyno), slow readers of the 1 MB file (inside the
+# router's response buffer) and of the 4 MB one (beyond it).
+SLOW_KINDS = ("upload", "read", "read-large")
 PROBE_RATE = 50  # fast clients per second, each on a new connection
 PROBE_TIMEOUT = 5  # a fast client gives up after this many seconds
 HOP_CONCURRENCY = 8
 TCP = f"tcp:127.0.0.1:{st.PORT}"
+# The clients' way in: through router.py, Heroku's router stand-in (--no-router: straight to $PORT).
+ROUTED = f"tcp:127.0.0.1:{st.ROUTER_PORT}"
 # One query on Django's own connection (benchmarks' view): the fast clients and the throughput runs.
 # The template's /health/ is measured too, apart, and the benchmark's copy of what it did before it kept its
 # probe connection (a new connection per call).
@@ -93,6 +103,8 @@ STALL_PATH = "/bench/stall/"
 # What connection_budget counts besides the dynos (the release phase and a `heroku run` console): held open,
 # straight to PostgreSQL as the app's role, through each scale-out level.
 DIRECT_CONNECTIONS = 2
+# The most web dynos one scale-out level starts (peer 3, two connections per dyno, fits 9 on Essential-0).
+MAX_SCALE_DYNOS = 12
 # Log lines that say why a scale-out request failed, counted per dyno count (PostgreSQL's log and the
 # dynos' own output: PgBouncer's lines and Django's tracebacks).
 FAILURE_SIGNS = {
@@ -120,6 +132,11 @@ class Run:
             self.profile["db_concurrency"] = args.db_concurrency
         if args.db_seconds:
             self.profile["db_seconds"] = args.db_seconds
+        if args.repeats:
+            self.profile["repeats"] = args.repeats
+        st.ROUTER["enabled"] = not args.no_router
+        self.entry = ROUTED if not args.no_router else TCP
+        self.entry_port = st.ROUTER_PORT if not args.no_router else st.PORT
         self.user = rs.ordinary_user()
         self.workdir = Path(tempfile.mkdtemp(prefix="heroku-django-bench-", dir=args.workdir))
         if not args.disk:
@@ -134,6 +151,8 @@ class Run:
         self.workdir.chmod(0o755)
         self.postgres = None
         self.configs = []
+        self.last_fitting = {}  # (stack, pools) -> connection_budget's last fitting web dyno count
+        self.redis = self.redis_port = self.redis_config = None
 
     # -- set-up
 
@@ -147,7 +166,18 @@ class Run:
             self.configs.append({"name": server, "answers": {"wsgi_server": server}, "peer": None})
         for peer in self.args.peers:
             self.configs.append({"name": peer, "answers": st.PEERS[peer]["answers"], "peer": peer})
-        for config in self.configs:
+        if self.args.servers and "workers" not in self.args.skip:
+            # The worker scale-out's second broker: the first server's bake with task_broker=redis, its
+            # Redis a redis-server on the host that every dyno reaches through its relay.
+            self.redis, self.redis_port = st.start_redis()
+            server = self.args.servers[0]
+            self.redis_config = {
+                "name": f"{server}-redis",
+                "answers": {"wsgi_server": server, "task_broker": "redis"},
+                "peer": None,
+                "redis_url": "redis://127.0.0.1:6379/0",
+            }
+        for config in self.configs + ([self.redis_config] if self.redis_config else []):
             name = config["name"]
             log(f"{name}: bake and build")
             project = st.build(
@@ -166,14 +196,18 @@ class Run:
             if config["peer"]:
                 for key, value in st.PEERS[config["peer"]].get("env", {}).items():
                     extra.setdefault(key, value)
+            if config.get("redis_url"):
+                extra["REDIS_URL"] = config["redis_url"]
             config["vars"] = st.config_vars(project, **extra)
             config["env"] = self.env(config)
             st.release(f"{name}-release", project, config["env"], self.user, self.workdir, self.postgres)
             self.postgres.sql(
-                f"CREATE TABLE bench_stall (id int); ALTER TABLE bench_stall OWNER TO {rs.Postgres.APP_USER}",
+                f"CREATE TABLE bench_stall (id int); ALTER TABLE bench_stall OWNER TO {rs.Postgres.APP_USER}; "
+                f"CREATE TABLE bench_tasks (n int); ALTER TABLE bench_tasks OWNER TO {rs.Postgres.APP_USER}",
                 database=config["database"],
             )
             config["big_static"] = st.static_path(project)
+            config["large_static"] = st.static_path(project, st.LARGE_STATIC)
 
     def env(self, config):
         return rs.base_env(
@@ -199,7 +233,7 @@ class Run:
             self.postgres,
             ready_file=not config["peer"],
         )
-        result = {"startup": [startup], "slow": {"upload": {}, "read": {}}}
+        result = {"startup": [startup], "slow": {kind: {} for kind in SLOW_KINDS}}
         try:
             # Warm up: every worker has imported Django and opened its database connection.
             dyno.loadgen("throughput", "--target", TCP, "--path", DB_VIEW, "--concurrency", "4", "--seconds", "2")
@@ -209,9 +243,14 @@ class Run:
             time.sleep(0.5)
             result["memory_idle"] = dyno.memory()
             log(f"{name}: memory {result['memory_idle']['rss_mb']} MB RSS, {result['memory_idle']['pss_mb']} MB PSS")
+            top = max(self.profile["slow_levels"])
             for kind, clients in self.slow_plan():
-                outcome = self.slow(dyno, config, kind, clients)
-                kinds = ["upload", "read"] if clients == 0 else [kind]
+                # The windows the counted targets read (ours, none and the most slow clients) are repeated;
+                # the levels between, and the peers (context), are measured once.
+                judged = not config["peer"] and clients in (0, top)
+                repeats = self.profile["repeats"] if judged else 1
+                outcome = merge_repeats([self.slow(dyno, config, kind, clients) for _ in range(repeats)])
+                kinds = list(SLOW_KINDS) if clients == 0 else [kind]
                 for each in kinds:
                     result["slow"][each][str(clients)] = outcome
         finally:
@@ -221,7 +260,7 @@ class Run:
     def slow_plan(self):
         levels = [n for n in self.profile["slow_levels"] if n]
         plan = [("read", 0)] if 0 in self.profile["slow_levels"] else []
-        return plan + [(kind, n) for kind in ("upload", "read") for n in levels]
+        return plan + [(kind, n) for kind in SLOW_KINDS for n in levels]
 
     def hop(self, dyno, config):
         """The trivial view with and without nginx: p50 of sequential requests, then closed-loop throughput."""
@@ -271,13 +310,13 @@ class Run:
             BENCH / "loadgen.py",
             "slow",
             "--target",
-            TCP,
+            self.entry,
             "--kind",
             kind,
             "--clients",
             clients,
             "--read-path",
-            config["big_static"],
+            config["large_static"] if kind == "read-large" else config["big_static"],
             "--upload-path",
             "/bench/upload/",
             "--probe-path",
@@ -316,7 +355,7 @@ class Run:
             outcome["memory"] = {k: v for k, v in memory.items() if k != "processes"}
         probe = outcome["probe"]
         log(
-            f"{config['name']}: {clients:>3} slow {kind}ers -> fast clients {probe['success'] * 100:.1f}% ok, "
+            f"{config['name']}: {clients:>3} slow clients ({kind}) -> fast clients {probe['success'] * 100:.1f}% ok, "
             f"p50 {probe['p50_ms']} ms, p99 {probe['p99_ms']} ms "
             f"(machine: io stalled {outcome['noise'].get('io_full_ms')} ms, "
             f"steal {outcome['noise'].get('steal_ms')} ms)"
@@ -329,8 +368,21 @@ class Run:
 
     # -- two dynos: database throughput and connections
 
-    def two_dynos(self, config, web_concurrency=None):
-        """Two web dynos of one app (one database); with web_concurrency, only the top client level."""
+    def db_phase(self, results):
+        """Every configuration's two dynos, `repeats` rounds, each from fresh dynos: ours and peer 1 are
+        measured in turn within a round, and the order is reversed every other round so that none always
+        follows the same neighbour. report.py pairs ours with peer 1 round by round."""
+        rounds = {c["name"]: [] for c in self.configs}
+        for repeat in range(self.profile["repeats"]):
+            log(f"throughput: round {repeat + 1} of {self.profile['repeats']}")
+            for config in self.configs if repeat % 2 == 0 else self.configs[::-1]:
+                rounds[config["name"]].append(self.two_dynos(config, first=repeat == 0))
+        for config in self.configs:
+            results["configs"].setdefault(config["name"], {})["db"] = merge_rounds(rounds[config["name"]])
+
+    def two_dynos(self, config, web_concurrency=None, first=True):
+        """Two web dynos of one app (one database); with web_concurrency, only the top client level. The
+        /health/ comparison and the relay's calibration are context: measured in the first round only."""
         name = config["name"]
         env = dict(config["env"], **({"WEB_CONCURRENCY": str(web_concurrency)} if web_concurrency else {}))
         log(
@@ -356,12 +408,12 @@ class Run:
                 result["startup"].append(startup)
             for dyno in dynos:
                 dyno.loadgen("throughput", "--target", TCP, "--path", DB_VIEW, "--concurrency", "4", "--seconds", "1")
-            if config["peer"] == "old-default" and not web_concurrency:
+            if config["peer"] == "old-default" and not web_concurrency and first:
                 result["relay_calibration"] = self.relay_calibration(dynos[0], config)
             levels = self.profile["db_concurrency"][-1:] if web_concurrency else self.profile["db_concurrency"]
             for concurrency in levels:
                 result["levels"][str(concurrency)] = self.db_level(config, dynos, concurrency, DB_VIEW)
-            if not web_concurrency:
+            if not web_concurrency and first:
                 result["health"] = self.db_level(config, dynos, levels[0], "/health/")
                 if not config["peer"]:
                     result["health_before"] = self.db_level(config, dynos, levels[0], HEALTH_BEFORE)
@@ -400,7 +452,7 @@ class Run:
         noise = st.Noise()
         watcher = self.pgwatch(config, seconds)
         try:
-            url = f"http://127.0.0.1:{st.PORT}{path}"
+            url = f"http://127.0.0.1:{self.entry_port}{path}"
             loads = [dyno.popen(loadgen.wrk_command(url, concurrency, seconds)) for dyno in dynos]
             outputs = []
             for process in loads:
@@ -505,6 +557,8 @@ class Run:
             "reserve": reserve,
             "fits": result.returncode == 0,
             "advice": [int(advice[1]), int(advice[2])] if advice else None,
+            # Its count of the formation's connections (dynos at what they can open, plus the direct ones).
+            "total": int(total[1]) if (total := re.search(r"total: (\d+) of", text)) else None,
             "output": text.splitlines()[-1],
         }
 
@@ -516,10 +570,12 @@ class Run:
         app_pool = int(config["vars"].get("PGBOUNCER_DEFAULT_POOL_SIZE", 1))
         app_reserve = int(config["vars"].get("PGBOUNCER_RESERVE_POOL_SIZE", 1))
         with_worker = not peer and "worker:" in (config["project"] / "Procfile").read_text()
-        result = {"worker": with_worker, "levels": {}}
+        last, counts = self.scale_counts(config, with_worker, (app_pool, app_reserve))
+        result = {"worker": with_worker, "last_fitting": last, "levels": {}}
+        log(f"{name}: predicted to fit up to {last} web dynos; measuring {counts}")
         webs, worker, running_pools = [], None, None
         try:
-            for count in self.profile["scale_dynos"]:
+            for count in counts:
                 formation = f"web={count}" + (",worker=1" if with_worker else "")
                 level = {"formation": formation}
                 if peer:
@@ -536,6 +592,7 @@ class Run:
                         pools = tuple(budget["advice"])
                         budget = self.budget(config, formation, *pools)
                     level["budget"] = budget
+                    level["prediction"] = budget["output"]
                     level["predicted_fits"] = budget["fits"]
                     level["pools"] = list(pools)
                 if pools != running_pools:
@@ -560,6 +617,26 @@ class Run:
             for dyno in webs + ([worker] if worker else []):
                 dyno.stop()
         return result
+
+    def scale_counts(self, config, with_worker, pools):
+        """(the last web dyno count the prediction accepts, the counts to measure): that count and the next,
+        the boundary seen from both sides, at exact counts. --scale-dynos overrides the counts."""
+        peer = config["peer"]
+        if peer:
+            per_dyno = st.PEERS[peer]["backends_per_dyno"](int(config["env"].get("WEB_CONCURRENCY", 2)))
+            last = (ESSENTIAL_0_CONNECTIONS - DIRECT_CONNECTIONS) // per_dyno
+        elif (config["name"], pools) in self.last_fitting:
+            last = self.last_fitting[config["name"], pools]
+        else:
+            last = 0
+            for count in range(1, MAX_SCALE_DYNOS + 1):
+                formation = f"web={count}" + (",worker=1" if with_worker else "")
+                if not self.budget(config, formation, *pools)["fits"]:
+                    break
+                last = count
+            self.last_fitting[config["name"], pools] = last
+        counts = self.args.scale_dynos or [n for n in (last, last + 1) if 1 <= n <= MAX_SCALE_DYNOS]
+        return last, counts
 
     def clone(self, config, index):
         """The project for web dyno `index` of a formation (bin/dyno keeps its run files in the project)."""
@@ -635,13 +712,13 @@ class Run:
                     ],
                     40,
                 )
-            stall_url = f"http://127.0.0.1:{st.PORT}{STALL_PATH}"
+            stall_url = f"http://127.0.0.1:{self.entry_port}{STALL_PATH}"
             stalls = [
                 dyno.popen(loadgen.wrk_command(stall_url, clients, STALL_SECONDS + 1, timeout=30)) for dyno in webs
             ]
             stall_outputs = [communicate(process, STALL_SECONDS + 40) for process in stalls]
             communicate(lock, 30)
-            url = f"http://127.0.0.1:{st.PORT}{DB_VIEW}"
+            url = f"http://127.0.0.1:{self.entry_port}{DB_VIEW}"
             loads = [dyno.popen(loadgen.wrk_command(url, clients, seconds)) for dyno in webs]
             outputs = [communicate(process, seconds + 40) for process in loads]
             time.sleep(1)  # PgBouncer's and Django's last lines reach the logs
@@ -759,6 +836,115 @@ class Run:
         log(f"worker dyno: {memory['rss_mb']} MB RSS, {memory['pss_mb']} MB PSS")
         return memory
 
+    # -- worker scale-out: 1, 2, 4 worker dynos beside a web dyno, the ORM broker
+
+    def worker_scale_out(self, config, redis_port=None):
+        """Per worker dyno count: tasks a second, every task run at least once, duplicates, PostgreSQL's
+        backends at peak against what connection_budget counts for the formation (before the scale-out
+        limits PostgreSQL, so that what is measured is what the formation opens, not what it is refused)."""
+        result = {"tasks": self.profile["worker_tasks"], "levels": {}}
+        pool = int(config["vars"].get("PGBOUNCER_DEFAULT_POOL_SIZE", 1))
+        reserve = int(config["vars"].get("PGBOUNCER_RESERVE_POOL_SIZE", 1))
+        web, _ = st.start_web(
+            f"{config['name']}-tasks-web",
+            config["project"],
+            config["env"],
+            self.user,
+            self.workdir,
+            self.postgres,
+            redis_port=redis_port,
+        )
+        try:
+            for count in self.profile["worker_dynos"]:
+                formation = f"web=1,worker={count}"
+                budget = self.budget(config, formation, pool, reserve)
+                level = {"formation": formation, "budget": budget, **self.task_level(config, web, count, redis_port)}
+                result["levels"][str(count)] = level
+                log(
+                    f"{config['name']}: {formation} -> {level['tasks_per_s']} tasks/s, {level['missing']} missing, "
+                    f"{level['duplicates']} duplicates, {level['peak_backends']} backends at peak "
+                    f"(connection_budget: {budget['output']})"
+                )
+        finally:
+            web.stop()
+        return result
+
+    def task_level(self, config, web, count, redis_port=None):
+        tasks = self.profile["worker_tasks"]
+        self.postgres.sql("TRUNCATE bench_tasks; DELETE FROM django_q_ormq;", database=config["database"])
+        if redis_port:
+            st.redis_flush(redis_port)
+        workers = []
+        watcher = self.pgwatch(config, 200)
+        try:
+            for index in range(count):
+                name = f"{config['name']}-tasks-worker{index + 1}"
+                project = self.clone(config, 100 + index)
+                workers.append(
+                    st.Dyno(
+                        name,
+                        project,
+                        "worker",
+                        config["env"],
+                        self.user,
+                        self.workdir / "ns" / name,
+                        self.postgres,
+                        redis_port=redis_port,
+                    )
+                )
+                workers[-1].start()
+            deadline = time.monotonic() + 90
+            for dyno in workers:
+                while "running" not in dyno.output.lower():
+                    if dyno.process.poll() is not None or time.monotonic() > deadline:
+                        dyno.fail("the worker dyno did not start")
+                    time.sleep(0.2)
+            started = time.monotonic()
+            enqueue = f"http://127.0.0.1:{st.PORT}/bench/enqueue-numbered/?start=0&n={tasks}"
+            web.run(
+                [
+                    sys.executable,
+                    "-c",
+                    f"import urllib.request as u; u.urlopen(u.Request({enqueue!r}, "
+                    "headers={'X-Forwarded-Proto': 'https', 'Host': 'localhost'}), timeout=120).read()",
+                ],
+                150,
+            )
+            enqueued = time.monotonic()
+            done, total, distinct = None, 0, 0
+            while time.monotonic() < enqueued + 120:
+                total, distinct = (
+                    int(v)
+                    for v in self.postgres.sql(
+                        "SELECT count(*), count(DISTINCT n) FROM bench_tasks", database=config["database"]
+                    )[0]
+                )
+                if distinct >= tasks:
+                    done = time.monotonic()
+                    break
+                time.sleep(0.5)
+            time.sleep(2)  # a duplicate run would land within the ORM broker's retry, not this soon: counted below
+            total, distinct = (
+                int(v)
+                for v in self.postgres.sql(
+                    "SELECT count(*), count(DISTINCT n) FROM bench_tasks", database=config["database"]
+                )[0]
+            )
+        finally:
+            pg = stop_watch(watcher)
+            for dyno in workers:
+                dyno.stop()
+        return {
+            "worker_dynos": count,
+            "seconds": round((done or time.monotonic()) - started, 2),
+            "enqueue_seconds": round(enqueued - started, 2),
+            "tasks_per_s": round(tasks / (done - started), 1) if done else None,
+            "missing": tasks - distinct,
+            "duplicates": total - distinct,
+            "peak_backends": pg.get("peak_backends"),
+            "postgres": pg,
+        }
+
     # -- the whole run
 
     def execute(self):
@@ -769,11 +955,10 @@ class Run:
             "configs": {},
         }
         for config in self.configs:
-            if "single" not in self.args.skip:
+            if "single" not in self.args.skip and measured_in(config, "single"):
                 results["configs"].setdefault(config["name"], {}).update(self.single_dyno(config))
-        for config in self.configs:
-            if "db" not in self.args.skip:
-                results["configs"].setdefault(config["name"], {})["db"] = self.two_dynos(config)
+        if "db" not in self.args.skip and self.configs:
+            self.db_phase(results)
         scaled = self.profile.get("scaled_web_concurrency")
         for config in self.configs:
             if scaled and "db" not in self.args.skip and config["name"] in ("gunicorn", "old-default"):
@@ -781,10 +966,16 @@ class Run:
         stacks = [c for c in self.configs if not c["peer"]]
         if stacks and "worker" not in self.args.skip:
             results["worker_memory"] = self.worker_memory(stacks[0])
+        if stacks and "workers" not in self.args.skip and "worker:" in (stacks[0]["project"] / "Procfile").read_text():
+            results["workers"] = {"orm": self.worker_scale_out(stacks[0])}
+            if self.redis_config:
+                results["workers"]["redis"] = self.worker_scale_out(self.redis_config, redis_port=self.redis_port)
         if "scale" not in self.args.skip and self.configs:
             # Last: PostgreSQL is restarted with Essential-0's connection limit for it.
             results["scale_limit"] = self.limit_connections()
             for config in self.configs:
+                if not measured_in(config, "scale"):
+                    continue
                 scale = results["configs"].setdefault(config["name"], {}).setdefault("scale", {})
                 scale["app.json" if not config["peer"] else "own"] = self.scale_out(config, advised=False)
                 if not config["peer"]:
@@ -809,6 +1000,7 @@ class Run:
                 "slow_reader_rcvbuf": loadgen.SLOW_RCVBUF,
                 "loopback_mtu": 1500,
                 "postgres_tls": not self.args.no_tls,
+                "router": not self.args.no_router,
                 "web_concurrency": 2,
             },
             "stack_env": self.args.env,
@@ -831,6 +1023,9 @@ class Run:
     def cleanup(self):
         if self.postgres is not None:
             self.postgres.stop()
+        if self.redis is not None:
+            self.redis.kill()
+            self.redis.wait(10)
         if self.args.keep:
             if not self.args.disk:
                 keep = Path(tempfile.mkdtemp(prefix="heroku-django-bench-kept-", dir=self.args.workdir))
@@ -845,13 +1040,13 @@ class Run:
 
 
 def template_revision():
-    """The template's commit, and whether its files (benchmarks/ aside) differed from it when baked."""
+    """The template's commit, and whether its files (the results aside) differed from it when baked."""
 
     def git(*args):
         result = subprocess.run(["git", *args], cwd=st.ROOT, capture_output=True, text=True, timeout=30)
         return result.stdout.strip() if result.returncode == 0 else None
 
-    changed = git("status", "--porcelain", "--", ".", ":(exclude)benchmarks")
+    changed = git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")
     return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_changes": bool(changed)}
 
 
@@ -877,6 +1072,65 @@ def stop_watch(watcher):
         watcher.kill()
         watched = watcher.communicate()[0]
     return json.loads(watched) if watched.strip() else {}
+
+
+ROUND_FIGURES = (
+    "ok_per_s",
+    "p50_ms",
+    "p99_ms",
+    "errors",
+    "peak_backends_per_dyno",
+    "connections_opened",
+    "connections_per_request",
+)
+
+
+def merge_rounds(rounds):
+    """The throughput phase's rounds of one configuration: each level's figures per round under "repeats",
+    their medians on top; the first round's details (per-dyno figures, PostgreSQL's samples)."""
+    merged = dict(rounds[0])
+    merged["startup"] = [startup for r in rounds for startup in r.get("startup", [])]
+    merged["levels"] = {}
+    for concurrency, first in rounds[0]["levels"].items():
+        every = [r["levels"][concurrency] for r in rounds]
+        level = dict(first)
+        level["repeats"] = [{key: each.get(key) for key in ROUND_FIGURES} for each in every]
+        for key in ("ok_per_s", "p50_ms", "p99_ms"):
+            level[key] = report.median([each.get(key) for each in every])
+        level["noise"] = {
+            key: sum(each.get("noise", {}).get(key, 0) for each in every) for key in first.get("noise", {})
+        }
+        merged["levels"][concurrency] = level
+    return merged
+
+
+def measured_in(config, phase):
+    """Whether a configuration takes part in a phase (the ceiling only in the throughput phase)."""
+    return not config["peer"] or phase in st.PEERS[config["peer"]].get("phases", (phase,))
+
+
+def merge_repeats(outcomes):
+    """One window's repeats as report.py reads them: the figures of each under "repeats", the medians of the
+    probe on top (for the plots), the first repeat's memory, the machine's noise summed."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    merged = dict(outcomes[0])
+    keys = [
+        key
+        for key in outcomes[0]["probe"]
+        if all(o["probe"].get(key) is None or isinstance(o["probe"].get(key), (int, float)) for o in outcomes)
+    ]
+    merged["repeats"] = [
+        {"probe": {key: o["probe"].get(key) for key in keys}, "noise": o.get("noise")} for o in outcomes
+    ]
+    merged["probe"] = {
+        **outcomes[0]["probe"],
+        **{key: report.median([o["probe"].get(key) for o in outcomes]) for key in keys},
+    }
+    merged["noise"] = {
+        key: sum(o.get("noise", {}).get(key, 0) for o in outcomes) for key in outcomes[0].get("noise", {})
+    }
+    return merged
 
 
 def worst(values):
@@ -934,7 +1188,18 @@ def main(argv):
         help="clients per dyno of the throughput runs, e.g. 32,256 (overrides the profile's)",
     )
     parser.add_argument("--db-seconds", type=int, help="length of each throughput run (overrides the profile's)")
-    parser.add_argument("--skip", default="", help="comma-separated phases to skip: single, db, worker, scale")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help="rounds of the throughput phase and of the judged slow-client windows (full 5, quick 2)",
+    )
+    parser.add_argument(
+        "--scale-dynos",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="web dyno counts of the scale-out (default: the prediction's last fitting count and the next)",
+    )
+    parser.add_argument("--no-router", action="store_true", help="clients straight to $PORT, no router.py")
+    parser.add_argument("--skip", default="", help="comma-separated phases to skip: single, db, worker, workers, scale")
     parser.add_argument(
         "--env",
         type=key_value,
@@ -970,6 +1235,10 @@ def main(argv):
     if unknown:
         parser.error(f"unknown servers {sorted(unknown)}; choose from {st.SERVERS}")
     args.skip = {s for s in args.skip.split(",") if s}
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats: at least 1 (5 for figures the report's targets may be judged on)")
+    if args.scale_dynos and not all(1 <= n <= MAX_SCALE_DYNOS for n in args.scale_dynos):
+        parser.error(f"--scale-dynos: counts from 1 to {MAX_SCALE_DYNOS}")
     if os.geteuid() != 0:
         parser.error("run as root (sudo): each dyno gets its own mount, network and PID namespaces")
     packages = {"wrk": "wrk", "unshare": "util-linux", "nsenter": "util-linux", "openssl": "openssl", "patch": "patch"}
@@ -1006,7 +1275,8 @@ def main(argv):
     finally:
         run.cleanup()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    # Compact: the raw results are committed beside latest.md, which report.py regenerates from them.
+    args.out.write_text(json.dumps(results, separators=(",", ":")) + "\n")
     log(f"wrote {args.out}")
     if not args.no_report:
         for path in report.write(results, args.out):

@@ -15,6 +15,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -32,7 +33,12 @@ SLUG = "my_heroku_app"  # the template's default project_slug
 SECRET_KEY = "benchmark-" + "k" * 60
 PORT = 5000  # every dyno has its own loopback, so every dyno can use the same PORT
 PG_PORT_IN_DYNO = 5432  # the relay's port inside each namespace
-BIG_STATIC = "bench-1mb.bin"
+# router.py, Heroku's router stand-in, listens here in front of every web dyno; the clients connect to it.
+ROUTER_PORT = 8080
+ROUTER = {"enabled": True}  # run.py --no-router turns it off for a comparison
+BIG_STATIC = "bench-1mb.bin"  # slow readers of a response inside the router's 1 MB buffer (with headers,
+# a little over it: the router's 64 KB kernel buffers take the rest)
+LARGE_STATIC = "bench-4mb.bin"  # and of one well beyond it
 HTTPS = {"X-Forwarded-Proto": "https"}
 
 # Added to the benchmark's own bakes only (never to the template): a trivial view for the cost of the
@@ -111,6 +117,21 @@ def enqueue(request):
     for _ in range(int(request.GET.get("n", "4"))):
         async_task("heroku_runtime.bench_views.stall_task")
     return JsonResponse({"enqueued": int(request.GET.get("n", "4"))})
+
+
+def record_task(number):
+    # The worker scale-out's task: one row per run, so that runs missing or duplicated can be counted.
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO bench_tasks (n) VALUES (%s)", [number])
+
+
+def enqueue_numbered(request):
+    from django_q.tasks import async_task
+
+    start, count = int(request.GET.get("start", "0")), int(request.GET.get("n", "100"))
+    for number in range(start, start + count):
+        async_task("core.bench_views.record_task", number)
+    return JsonResponse({"enqueued": count})
 '''
 BENCH_URLS = """
 # Added by benchmarks/stack.py for the benchmark only.
@@ -123,6 +144,7 @@ urlpatterns += [
     path("bench/health-connect/", bench_views.health_connect),
     path("bench/stall/", bench_views.stall),
     path("bench/enqueue/", bench_views.enqueue),
+    path("bench/enqueue-numbered/", bench_views.enqueue_numbered),
 ]
 """
 # The peers: what a Heroku Django user runs instead of this stack, each from its own documented
@@ -180,17 +202,35 @@ PEERS = {
         "env": {"DJANGO_SECURE_SSL_REDIRECT": "false"},
         "backends_per_dyno": lambda web_concurrency: 4,
     },
-    # Peer 3, the old default and this benchmark's former control: what Heroku's Python guide deployed for
-    # years, `gunicorn <project>.wsgi` (sync workers on $PORT) and a new connection per request.
+    # Peer 3, a connection per request: heroku/python-getting-started's database setting from 2014-07 to
+    # 2016-02 (CONN_MAX_AGE=0, Django's default, with `gunicorn <project>.wsgi` sync on $PORT). From 2016 it
+    # used conn_max_age=500, django-heroku's 600 from 2017, an explicit 600 since 2023: peer 1 stands for those.
     "old-default": {
-        "label": "peer 3: old default (gunicorn sync on $PORT, CONN_MAX_AGE=0)",
-        "short": "peer 3: old default",
-        "source": "what Heroku's Python guide deployed for years and this benchmark's former control: "
-        "`gunicorn <project>.wsgi`, sync workers (WEB_CONCURRENCY) on $PORT, CONN_MAX_AGE=0.",
+        "label": "peer 3: a connection per request (gunicorn sync on $PORT, CONN_MAX_AGE=0)",
+        "short": "peer 3: CONN_MAX_AGE=0",
+        "source": "heroku/python-getting-started's settings from 2014-07 to 2016-02, and Django's default "
+        "wherever nothing sets CONN_MAX_AGE: `gunicorn <project>.wsgi`, sync workers (WEB_CONCURRENCY) on $PORT, "
+        "CONN_MAX_AGE=0 (a new PostgreSQL connection per request). From 2016 python-getting-started kept its "
+        "connections (conn_max_age 500, then django-heroku's 600 from 2017, an explicit 600 since 2023).",
         "answers": {"wsgi_server": "gunicorn"},
         "procfile": f"web: gunicorn {SLUG}.wsgi\n",
         "env": {"DJANGO_CONN_MAX_AGE": "0"},
         "backends_per_dyno": lambda web_concurrency: web_concurrency,
+    },
+    # The ceiling: our own bake and gunicorn.conf.py, the same server bound straight to $PORT with a
+    # persistent direct connection per worker: no nginx, no PgBouncer. Beside ours in the throughput phase
+    # only, it says what the two hops cost in req/s and p99. Context, not a peer anyone deploys.
+    "ceiling": {
+        "label": "ceiling: our gunicorn straight on $PORT, persistent direct connections (no nginx, no PgBouncer)",
+        "short": "the ceiling (no nginx, no PgBouncer)",
+        "source": "the template's own bake and config/gunicorn.conf.py (sync, WEB_CONCURRENCY, preload), "
+        "`--bind 0.0.0.0:$PORT` instead of nginx's socket, `dj_database_url.config(conn_max_age=600, "
+        "conn_health_checks=True, ssl_require=True)` straight to PostgreSQL. Throughput phase only.",
+        "answers": {"wsgi_server": "gunicorn"},
+        "procfile": "web: env -u GUNICORN_CMD_ARGS gunicorn --config config/gunicorn.conf.py --bind 0.0.0.0:$PORT\n",
+        "databases": GETTING_STARTED_DATABASES,
+        "backends_per_dyno": lambda web_concurrency: web_concurrency,
+        "phases": ("db",),
     },
 }
 
@@ -251,6 +291,7 @@ def customize(project, peer=None, patch=None):
         urls.write(BENCH_URLS)
     # Random bytes: neither WhiteNoise nor nginx can compress them, so 1 MB really crosses the wire.
     (project / "static" / BIG_STATIC).write_bytes(random.Random(1).randbytes(1 << 20))
+    (project / "static" / LARGE_STATIC).write_bytes(random.Random(4).randbytes(4 << 20))
     if patch:
         subprocess.run(["patch", "-p1", "--forward", "-d", str(project), "-i", str(Path(patch).resolve())], check=True)
     if peer:
@@ -287,6 +328,39 @@ def clone_project(project, destination, user):
 def static_path(project, name=BIG_STATIC):
     manifest = json.loads((project / "staticfiles" / "staticfiles.json").read_text())
     return "/static/" + manifest["paths"][name]
+
+
+def start_redis():
+    """A redis-server on the host's loopback, on a free port, nothing saved: the Redis broker's store
+    (Heroku Key-Value Store's stand-in). Returns (process, port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as client:
+                client.sendall(b"PING\r\n")
+                if client.recv(16).startswith(b"+PONG"):
+                    return process, port
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise rs.StackError("redis-server did not answer within 20 s")
+
+
+def redis_flush(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"FLUSHALL\r\n")
+        if not client.recv(16).startswith(b"+OK"):
+            raise rs.StackError("redis-server refused FLUSHALL")
 
 
 def config_vars(project, **extra):
@@ -352,11 +426,12 @@ class Dyno:
     benchmark ends, and the kernel kills every process of a PID namespace whose PID 1 is gone.
     """
 
-    def __init__(self, name, project, process_type, env, user, rundir, postgres, mtu=1500):
+    def __init__(self, name, project, process_type, env, user, rundir, postgres, mtu=1500, redis_port=None):
         self.name, self.project, self.process_type = name, Path(project), process_type
+        self.redis_port = redis_port  # the host's redis-server, relayed to the namespace's 127.0.0.1:6379
         self.env, self.user, self.postgres, self.mtu = env, user, postgres, mtu
         self.rundir = Path(rundir)
-        self.process = self.init_pid = None
+        self.process = self.init_pid = self.router = None
         self.stopped = False
 
     def __enter__(self):
@@ -383,6 +458,7 @@ class Dyno:
             "uid": self.user.uid,
             "gid": self.user.gid,
             "mtu": self.mtu,
+            "redis_port": self.redis_port,
         }
         (self.rundir / "config.json").write_text(json.dumps(config))
         argv = [
@@ -419,7 +495,31 @@ class Dyno:
             time.sleep(0.01)
         if self.init_pid is None:
             self.fail("the namespace did not start")
+        if self.process_type == "web" and ROUTER["enabled"]:
+            self.start_router()
         return self
+
+    def start_router(self):
+        """router.py in the dyno's network namespace, outside its PID namespace: not one of the dyno's
+        processes (its memory is not the dyno's), stopped with it. Its output goes to a file: a pipe nobody
+        reads would stall it."""
+        log_path = self.rundir / "router.log"
+        with open(log_path, "wb") as router_log:
+            self.router = subprocess.Popen(
+                self.nsenter(
+                    [sys.executable, BENCH / "router.py", "--listen", f"127.0.0.1:{ROUTER_PORT}"]
+                    + ["--backend", f"127.0.0.1:{PORT}"]
+                ),
+                stdin=subprocess.DEVNULL,
+                stdout=router_log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+            )
+        deadline = time.monotonic() + 20
+        while b"ready" not in log_path.read_bytes():
+            if self.router.poll() is not None or time.monotonic() > deadline:
+                self.fail(f"router.py did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.02)
 
     # -- looking in
 
@@ -551,6 +651,9 @@ class Dyno:
         if self.stopped or self.process is None:
             return
         self.stopped = True
+        if self.router is not None and self.router.poll() is None:
+            self.router.kill()
+            self.router.wait(10)
         if self.process.poll() is None and self.init_pid:
             try:
                 os.kill(self.init_pid, signal.SIGTERM)
@@ -586,9 +689,9 @@ def role_of(pid, command, init_pid):
     return "app"
 
 
-def start_web(name, project, env, user, workdir, postgres, ready_file=True, timeout=90):
+def start_web(name, project, env, user, workdir, postgres, ready_file=True, timeout=90, redis_port=None):
     """Start a web dyno and wait for its first 200; returns (dyno, start-up record)."""
-    dyno = Dyno(name, project, "web", env, user, workdir / "ns" / name, postgres).start()
+    dyno = Dyno(name, project, "web", env, user, workdir / "ns" / name, postgres, redis_port=redis_port).start()
     try:
         args = ["wait", "--target", f"tcp:127.0.0.1:{PORT}", "--path", "/health/", "--timeout", str(timeout)]
         if ready_file:
