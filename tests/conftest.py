@@ -204,7 +204,16 @@ def postgres(workdir, user):
 # --- two sets: the bake tests, and the tests that start real processes --------------------------------
 # A test is in `stack` when it uses a fixture that builds a virtual environment, a root or a server, and in
 # `bake` otherwise: `pytest -m bake tests` is the maintainers' loop of a few minutes (CONTRIBUTING.md).
-STACK_FIXTURES = {"baked_venv", "user", "fresh_root", "tarball", "buildpack_uv", "redis_server", "sasl_memcached"}
+STACK_FIXTURES = {
+    "baked_venv",
+    "user",
+    "fresh_root",
+    "tarball",
+    "buildpack_uv",
+    "redis_server",
+    "sasl_memcached",
+    "production_root",
+}
 
 
 def pytest_configure(config):
