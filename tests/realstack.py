@@ -458,13 +458,14 @@ class Dyno:
 
     def __init__(self, project, process_type, env, user, log_path, postgres=None):
         self.project, self.process_type, self.env, self.user = Path(project), process_type, env, user
+        self.argv = [self.project / "bin" / "dyno", process_type]  # what runs; a subclass may run another command
         self.log_path, self.postgres = Path(log_path), postgres
         self.process, self.stopped = None, None
         namespace = current_namespace()
         self.tmp = namespace.tmp if namespace else Path("/tmp")
 
     def __enter__(self):
-        command, kwargs = user_command(self.user, [self.project / "bin" / "dyno", self.process_type])
+        command, kwargs = user_command(self.user, self.argv)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 command,

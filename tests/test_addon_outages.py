@@ -389,22 +389,7 @@ class Worker(rs.Dyno):
 
     def __init__(self, stack, web):
         super().__init__(stack.project, "worker", web.app_environ(), stack.user, stack.dir / "qcluster.log")
-        self.venv = stack.venv
-
-    def __enter__(self):
-        command, kwargs = rs.user_command(self.user, [f"{self.venv}/bin/python", "manage.py", "qcluster"])
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=self.project,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                **kwargs,
-            )
-        return self
+        self.argv = [f"{stack.venv}/bin/python", "manage.py", "qcluster"]
 
     def __exit__(self, *exc_info):
         rs.stop_session(self.process)

@@ -35,21 +35,6 @@ class Command(rs.Dyno):
         super().__init__(project, " ".join(map(str, argv)), env, user, log_path)
         self.argv = argv
 
-    def __enter__(self):
-        command, kwargs = rs.user_command(self.user, self.argv)
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=self.project,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                **kwargs,
-            )
-        return self
-
     def interrupt(self, timeout=60):
         """Ctrl-C: SIGINT to the process group; the record of rs.Dyno.stop once everything has exited (or
         `timeout` s have passed: what is left then is a leftover)."""

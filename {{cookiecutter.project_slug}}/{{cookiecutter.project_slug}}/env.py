@@ -6,8 +6,6 @@ from email.utils import getaddresses
 
 from django.core.exceptions import ImproperlyConfigured
 
-from django.core.exceptions import ImproperlyConfigured
-
 # DYNO is set on every Heroku dyno but not during the build, so collectstatic at build time runs with the
 # local defaults. Heroku CI sets CI and runs the tests with the local defaults too.
 IS_HEROKU_APP = "DYNO" in os.environ and "CI" not in os.environ
