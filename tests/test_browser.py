@@ -140,17 +140,23 @@ def readme_run(bake_once, workdir):
             web.stop()
 
 
-@pytest.fixture(scope="module")
-def browser(readme_run, tmp_path_factory):
+def start_chromium(profile_dir):
+    """Debian's headless Chromium through its chromedriver, with a profile of its own in `profile_dir`."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}"]:
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser(readme_run, tmp_path_factory):
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
     driver.set_window_size(WIDTH, 900)
     yield driver
     driver.quit()

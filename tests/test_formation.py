@@ -18,7 +18,7 @@ from itertools import groupby
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
+from test_browser import start_chromium
 from test_dyno_local import ROOT_USER, addon_processes, csrf_form, local_env, plain_get, real_uids, root_owned_dir
 
 import realstack as rs
@@ -77,15 +77,7 @@ def project(bake_once, baked_venv, user, workdir):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(60)
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 
