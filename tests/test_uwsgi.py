@@ -1,6 +1,7 @@
 """config/uwsgi.ini on a real uWSGI, started the way the Procfile does (`uwsgi --ini config/uwsgi.ini`) but
-outside a dyno: WEB_CONCURRENCY unset or empty falls back to 2 worker processes that answer requests (before
-the fix, uWSGI started in "no-workers" mode and every request hung); a value given is used.
+outside a dyno: WEB_CONCURRENCY unset or empty gives uWSGI's default of one worker, which answers requests
+(empty must not become `processes = 0`, uWSGI's "no-workers" mode, where every request hangs); a value given
+is used.
 
 Runs as the ordinary user in this module's network namespace and /tmp (conftest.workdir), so the fixed
 /tmp/nginx.socket and /tmp/app-initialized are this test's own.
@@ -13,8 +14,8 @@ import pytest
 import realstack as rs
 
 CASES = [
-    pytest.param(None, 2, id="unset"),
-    pytest.param("", 2, id="empty"),
+    pytest.param(None, 1, id="unset"),
+    pytest.param("", 1, id="empty"),
     pytest.param("3", 3, id="three"),
 ]
 

@@ -14,8 +14,8 @@ wsgi_app = "{{ cookiecutter.project_slug }}.wsgi:application"
 bind = "unix:/tmp/nginx.socket"
 READY_FILE = Path("/tmp/app-initialized")
 
-# Heroku's Python buildpack sets WEB_CONCURRENCY from the dyno's memory (2 on 512 MB dynos).
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# `workers`: gunicorn reads WEB_CONCURRENCY itself, which Heroku's Python buildpack sets from the dyno's
+# memory (2 on 512 MB dynos) and bin/dyno sets as it does; unset, gunicorn runs one worker.
 # Sync processes, not threads: gthread with 2 x 4 threads did 0.58 and 0.70 times peer 1's requests a
 # second at 32 clients per dyno in its two benchmark runs, sync 0.64 to 1.45 in ten (a noisy shared
 # machine); the views are CPU-bound on a dyno's shared cores, and nginx already keeps slow clients off
