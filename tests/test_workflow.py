@@ -51,9 +51,13 @@ def test_workflow_tests_through_pgbouncer_in_app_json_pool_mode(workflow_and_pro
     assert steps_running(steps, "pip install -r requirements-dev.txt")
     assert steps_running(steps, "ruff check .") and steps_running(steps, "ruff format --check .")
     (pgbouncer_step,) = steps_running(steps, "pgbouncer -d")
-    # The pool mode comes from app.json at run time, so the copied-as-is workflow follows the bake's answer.
-    assert "['env']['PGBOUNCER_POOL_MODE']['value']" in pgbouncer_step["run"]
-    assert "pool_mode = $mode" in pgbouncer_step["run"]
+    # The pool comes from app.json at run time, so the copied-as-is workflow follows the bake's answer and
+    # app.json stays the one place for its sizes.
+    assert "json.load(open('app.json'))['env']" in pgbouncer_step["run"]
+    for name in ("POOL_MODE", "DEFAULT_POOL_SIZE", "RESERVE_POOL_SIZE"):
+        assert f"'{name}'" in pgbouncer_step["run"]
+    for line in ("pool_mode = $mode", "default_pool_size = $pool", "reserve_pool_size = $reserve"):
+        assert line in pgbouncer_step["run"]
     mode = json.loads((project / "app.json").read_text())["env"]["PGBOUNCER_POOL_MODE"]["value"]
     assert mode in POOL_MODES
     assert ":6000/" in job["env"]["DATABASE_URL"]
