@@ -542,7 +542,8 @@ class Run:
                 "essential-0",
             ],
             cwd=config["project"],
-            env={**config["env"], "PYTHONDONTWRITEBYTECODE": "1"},
+            # WEB_CONCURRENCY as the measured dynos have it (bin/dyno's, unless the run sets one).
+            env={"WEB_CONCURRENCY": "2", **config["env"], "PYTHONDONTWRITEBYTECODE": "1"},
             capture_output=True,
             text=True,
             timeout=120,

@@ -8,6 +8,7 @@ not chosen. The connection_budget example is run and its output compared with wh
 
 import ast
 import itertools
+import json
 import os
 import re
 from functools import cache
@@ -277,9 +278,15 @@ def test_manage_py_commands_shown_exist(bake_once, venv_python, answers):
 def test_connection_budget_example_prints_what_the_readme_shows(bake_once, venv_python):
     project = bake_once()
     readme = (project / "docs/pgbouncer.md").read_text()
-    match = re.search(r"```bash\n(python manage\.py connection_budget [^\n]*)\n```\n```\n(.*?)```", readme, re.S)
+    example = r"```bash\n(heroku run python manage\.py connection_budget [^\n]*)\n```\n```\n(.*?)```"
+    match = re.search(example, readme, re.S)
     assert match, "docs/pgbouncer.md's connection_budget example and its output"
     command = match[1].split()
-    result = run([venv_python, *command[1:]], cwd=project, env=environ(), check=False)
+    # A one-off dyno's environment: app.json's config vars, and the Python buildpack's WEB_CONCURRENCY for
+    # app.json's Basic dyno (512 MB).
+    app_env = json.loads((project / "app.json").read_text())["env"]
+    config_vars = {name: spec["value"] for name, spec in app_env.items() if "value" in spec}
+    dyno_env = {**environ(), **config_vars, "WEB_CONCURRENCY": "2"}
+    result = run([venv_python, *command[3:]], cwd=project, env=dyno_env, check=False)
     assert result.returncode == 1  # it does not fit
     assert (result.stdout + result.stderr).splitlines() == match[2].splitlines()

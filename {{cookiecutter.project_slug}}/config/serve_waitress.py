@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from waitress import create_server, wasyncore  # noqa: E402
 
+from heroku_runtime.pgbouncer import waitress_threads  # noqa: E402
 from {{ cookiecutter.project_slug }}.wsgi import application  # noqa: E402
 
 SOCKET = "/tmp/nginx.socket"
@@ -30,12 +31,11 @@ def main():
         application,
         unix_socket=SOCKET,
         unix_socket_perms="660",
-        # Threads share one process's memory; each holds one database connection to PgBouncer. As many as
-        # app.json's PgBouncer pool (5): more would only queue in PgBouncer, and after 5 s of that it opens
-        # its reserve, so the dyno's PostgreSQL connections would go from 5 to 7 in a stall. 5 and 8 threads
-        # did the same within the machine's noise on the benchmark's /bench/db/ (1400 to 1950 req/s for two
-        # dynos, two runs each at 32 and 256 clients).
-        threads=int(os.environ.get("WAITRESS_THREADS", "5")),
+        # Threads share one process's memory; each holds one database connection to PgBouncer, so there are
+        # as many as the pool (heroku_runtime/pgbouncer.py). 5 and 8 threads did the same within the
+        # machine's noise on the benchmark's /bench/db/ (1400 to 1950 req/s for two dynos, two runs each at
+        # 32 and 256 clients).
+        threads=waitress_threads(),
         # Connections beyond connection_limit wait here, in the kernel, in the order nginx opened them (nginx
         # closes each after its response: config/nginx.conf.erb); past the backlog nginx gets a refusal and
         # answers 502 at once.

@@ -42,6 +42,25 @@ def pool_port():
     return int(match[1]) if match else PORT
 
 
+def pool_size():
+    """PostgreSQL connections the dyno's PgBouncer keeps per database and user: app.json's
+    PGBOUNCER_DEFAULT_POOL_SIZE, or the buildpack's default of 1 when the config var is unset."""
+    return int(os.environ.get("PGBOUNCER_DEFAULT_POOL_SIZE") or 1)
+
+
+def reserve_pool_size():
+    """Connections PgBouncer may add when clients wait: PGBOUNCER_RESERVE_POOL_SIZE, the buildpack's 1 unset."""
+    return int(os.environ.get("PGBOUNCER_RESERVE_POOL_SIZE") or 1)
+{% if cookiecutter.wsgi_server == "waitress" %}
+
+
+def waitress_threads():
+    """waitress's threads: WAITRESS_THREADS, else as many as the pool, since each thread holds a connection and
+    more would only queue in PgBouncer (and after PGBOUNCER_RESERVE_POOL_TIMEOUT open its reserve)."""
+    return int(os.environ.get("WAITRESS_THREADS") or pool_size())
+{% endif %}
+
+
 def connect_admin():
     return psycopg.connect(
         host=SOCKET_DIR, port=pool_port(), dbname="pgbouncer", user="pgbouncer", autocommit=True, connect_timeout=3

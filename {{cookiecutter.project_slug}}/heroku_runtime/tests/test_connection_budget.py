@@ -1,5 +1,14 @@
+import json
+
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
+
+
+@pytest.fixture(autouse=True)
+def a_dyno_environment(monkeypatch):
+    """What Heroku's Python buildpack sets on a 512 MB dyno; tests that need another value set their own."""
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
 
 
 def budget(*args):
@@ -16,12 +25,37 @@ def web_clients():
     return database_clients("web")[0]
 
 
-def test_app_json_defaults_fit_the_smallest_plan():
-    output = budget("--dynos", "web=1", "--pool", "5", "--reserve", "2", "--plan", "essential-0")
-    web = min(7, web_clients())
-    assert f"web: 1 dyno(s) x {web} = {web} (pool 5 + reserve 2; clients at once: {web_clients()}," in output
-    assert f"total: {web + 2} of 20 (plan essential-0)" in output
-    assert f"fits, with {18 - web} connections to spare" in output
+def test_app_json_defaults_fit_the_smallest_plan(monkeypatch):
+    app_json = json.loads((settings.BASE_DIR / "app.json").read_text())
+    pool, reserve = (app_json["env"][f"PGBOUNCER_{name}_POOL_SIZE"]["value"] for name in ("DEFAULT", "RESERVE"))
+    plan = app_json["addons"][0]["plan"].removeprefix("heroku-postgresql:")
+    monkeypatch.setenv("PGBOUNCER_DEFAULT_POOL_SIZE", pool)
+    monkeypatch.setenv("PGBOUNCER_RESERVE_POOL_SIZE", reserve)
+    output = budget("--dynos", "web=1", "--plan", plan)
+    web = min(int(pool) + int(reserve), web_clients())
+    assert f"web: 1 dyno(s) x {web} = {web} (pool {pool} + reserve {reserve}; " in output
+    assert "fits, with " in output
+
+
+def test_without_web_concurrency_it_says_where_to_run(monkeypatch):
+    monkeypatch.delenv("WEB_CONCURRENCY")
+{% if cookiecutter.wsgi_server == "waitress" %}
+    # waitress's web dyno is counted by its threads, which do not depend on WEB_CONCURRENCY.
+    assert "web: 1 dyno(s)" in budget("--dynos", "web=1", "--plan", "essential-0")
+{% else %}
+    with pytest.raises(CommandError, match=r"WEB_CONCURRENCY is not set here: .*heroku run python manage\.py"):
+        budget("--dynos", "web=1", "--plan", "essential-0")
+{% endif %}
+{% if cookiecutter.wsgi_server == "waitress" %}
+
+
+def test_waitress_has_as_many_threads_as_the_pool_unless_told(monkeypatch):
+    monkeypatch.delenv("WAITRESS_THREADS", raising=False)
+    monkeypatch.setenv("PGBOUNCER_DEFAULT_POOL_SIZE", "6")
+    assert web_clients() == 6
+    monkeypatch.setenv("WAITRESS_THREADS", "3")
+    assert web_clients() == 3
+{% endif %}
 
 
 def test_a_dyno_counts_no_more_than_its_clients_nor_its_pool(monkeypatch):

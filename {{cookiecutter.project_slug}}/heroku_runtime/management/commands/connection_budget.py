@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from heroku_runtime import pgbouncer
+
 # Connection limits of Heroku Postgres plans: https://devcenter.heroku.com/articles/heroku-postgres-plans
 PLAN_LIMITS = {
     "essential-0": 20,
@@ -32,11 +34,18 @@ def database_clients(process_type):
     this command cannot know (a process type of your own: counted at pool + reserve)."""
     if process_type == "web":
 {% if cookiecutter.wsgi_server == "waitress" %}
-        threads = int(os.environ.get("WAITRESS_THREADS") or "5")
-        return threads, f"waitress: WAITRESS_THREADS {threads} threads, a connection each"
+        threads = pgbouncer.waitress_threads()
+        return threads, f"waitress: {threads} threads (WAITRESS_THREADS, else the pool), a connection each"
 {% else %}
-        # Sync workers: one request, so one connection, at a time per process.
-        processes = int(os.environ.get("WEB_CONCURRENCY") or "2")
+        # Sync workers: one request, so one connection, at a time per process. Heroku's Python buildpack
+        # sets WEB_CONCURRENCY on every dyno, one-off dynos too, and bin/dyno as it does.
+        if not os.environ.get("WEB_CONCURRENCY"):
+            raise CommandError(
+                "WEB_CONCURRENCY is not set here: run this where a dyno's environment is, "
+                "`heroku run python manage.py connection_budget ...` or `bin/dyno run python manage.py "
+                "connection_budget ...`, or set WEB_CONCURRENCY to the web dyno's processes"
+            )
+        processes = int(os.environ["WEB_CONCURRENCY"])
         return processes, f"{{ cookiecutter.wsgi_server }}: WEB_CONCURRENCY {processes} processes, one request each"
 {% endif %}
 {% if cookiecutter.use_worker %}
@@ -89,8 +98,8 @@ class Command(BaseCommand):
             help="dynos that run PgBouncer, e.g. web=2,worker=1 (default: $DYNO_FORMATION, else one of each "
             "Procfile type that runs bin/start-pgbouncer)",
         )
-        parser.add_argument("--pool", type=int, default=int(os.environ.get("PGBOUNCER_DEFAULT_POOL_SIZE", "1")))
-        parser.add_argument("--reserve", type=int, default=int(os.environ.get("PGBOUNCER_RESERVE_POOL_SIZE", "1")))
+        parser.add_argument("--pool", type=int, default=pgbouncer.pool_size())
+        parser.add_argument("--reserve", type=int, default=pgbouncer.reserve_pool_size())
         limit = parser.add_mutually_exclusive_group()
         limit.add_argument("--plan", choices=sorted(PLAN_LIMITS), help="a Heroku Postgres plan")
         limit.add_argument("--max-connections", type=int, help="the database's connection limit")
