@@ -156,7 +156,8 @@ def test_help(user, checks_project, baked_venv):
 
 
 def test_dry_run_pgbouncer_config(user, checks_project, baked_venv):
-    """The buildpack's defaults and dbN aliases; TLS required for a remote server, preferred on loopback."""
+    """app.json's config vars over the buildpack's defaults, as on a Deploy Button app; dbN aliases; TLS
+    required for a remote server, preferred on loopback."""
     remote = "postgres://u:p%40ss@ec2-1-2-3-4.compute-1.amazonaws.com:5432/d8abc"
     local = "postgres://v:w@127.0.0.1:5432/other"
     result = dyno_cli(
@@ -180,10 +181,11 @@ def test_dry_run_pgbouncer_config(user, checks_project, baked_venv):
         "pool_mode = session",
         "server_reset_query = DISCARD ALL;",
         "max_client_conn = 100",
-        "default_pool_size = 1",
-        "reserve_pool_size = 1",
-        "reserve_pool_timeout = 5.0",
-        "query_wait_timeout = 120",
+        "default_pool_size = 5",
+        "reserve_pool_size = 2",
+        "reserve_pool_timeout = 5.0",  # the buildpack's default: app.json does not set it
+        "query_wait_timeout = 10",
+        "server_idle_timeout = 30",
         "db1= host=ec2-1-2-3-4.compute-1.amazonaws.com dbname=d8abc port=5432",
         "db2= host=127.0.0.1 dbname=other port=5432",
         "env DATABASE_URL=postgres://u:***@127.0.0.1:6000/db1",
@@ -258,6 +260,22 @@ def test_a_process_dying_stops_the_dyno(user, checks_project, baked_venv, postgr
     assert record["returncode"] not in (0, None), web.output[-3000:]
     assert "app exited" in web.output
     assert not record["leftovers"], f"processes left behind: {record['leftovers']}"
+
+
+def test_pgbouncer_disabled_runs_the_app_straight_to_the_database(user, checks_project, baked_venv, postgres, workdir):
+    """PGBOUNCER_ENABLED=false: as the buildpack's start-pgbouncer does, the rest of the line runs with
+    DATABASE_URL as it is, and no PgBouncer starts."""
+    port = rs.free_port()
+    url = postgres.create_database("app_nopool")
+    env = stack_env(user, baked_venv, DATABASE_URL=url, PORT=port, PGBOUNCER_ENABLED="false")
+    with rs.Dyno(checks_project, "web", env, user, workdir / "nopool.log", postgres) as web:
+        web.wait_http(port)  # /health/ answers 200 only once the database does
+        app_database = web.app_environ()["DATABASE_URL"]
+        commands = " ".join(cmd for pid, (_p, _s, _u, cmd) in rs.process_table().items() if pid in web.dyno_pids())
+        record = web.stop()
+    assert app_database == url
+    assert "pgbouncer" not in commands and "gunicorn" in commands, commands
+    assert record["returncode"] == 0 and not record["leftovers"], web.output[-3000:]
 
 
 # --- one stack per combination ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The config vars a local dyno gets: your environment, then .env, then app.json's generated secrets.
+"""The config vars a local dyno gets: your environment, then .env, then app.json's values and secrets.
 
 Heroku gives a dyno its app's config vars; `heroku local` reads them from .env instead, and so does
 bin/dyno, with the same rule: a variable already in your environment wins over the file. What app.json
@@ -68,6 +68,8 @@ def read(environ, dry=False):
             continue
         if spec.get("generator") == "secret":
             env[name] = "(generated at start)" if dry else generated(name)
+        elif "value" in spec:  # what a Deploy Button app has, and the README's CLI deploy sets
+            env[name] = spec["value"]
         elif "value" not in spec and spec.get("required", True):
             missing.append(f"{name} ({spec.get('description', 'no description')})")
     if missing:
