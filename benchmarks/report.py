@@ -9,7 +9,6 @@ throughput and memory): the machine is shared and noisy, absolute times are not 
 """
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -604,21 +603,11 @@ def memory_table(results):
     return "\n".join(lines)
 
 
-def with_start_nginx_poll(start):
-    """First 200 as the nginx buildpack's start-nginx would give it: it looks for the ready file once a
-    second from the dyno's start, so nginx starts at the first whole second after the file appears, then
-    takes what it took here (bin/dyno looks every 0.1 s)."""
-    if start.get("ready_file_s") is None:
-        return start["first_200_s"]
-    return math.ceil(start["ready_file_s"]) + start["first_200_s"] - start["ready_file_s"]
-
-
 def startup_table(results):
     lines = [
         "| start-up, seconds from process start (median of the run's starts) | to /tmp/app-initialized "
-        "| to the first 200 (bin/dyno, 0.1 s poll) | to the first 200 with start-nginx's 1 s poll "
-        "| starts |",
-        "|---|---|---|---|---|",
+        "| to the first 200 (bin/dyno: nginx once start-nginx's once-a-second check finds the file) | starts |",
+        "|---|---|---|---|",
     ]
     for name, config in results["configs"].items():
         starts = list(config.get("startup", [])) + list(config.get("db", {}).get("startup", []))
@@ -626,11 +615,7 @@ def startup_table(results):
             continue
         ready = median([s["ready_file_s"] for s in starts])
         first = median([s["first_200_s"] for s in starts])
-        polled = median([with_start_nginx_poll(s) for s in starts])
-        lines.append(
-            f"| {label(name)} | {'–' if ready is None else f'{ready:.2f}'} | {first:.2f} | {polled:.2f} "
-            f"| {len(starts)} |"
-        )
+        lines.append(f"| {label(name)} | {'–' if ready is None else f'{ready:.2f}'} | {first:.2f} | {len(starts)} |")
     return "\n".join(lines)
 
 
