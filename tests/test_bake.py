@@ -232,6 +232,7 @@ def test_every_environment_variable_is_in_the_readme_table(baked):
 
 
 def test_template_code_is_lint_clean():
-    """The template's own hooks, tests and benchmarks, with ruff.toml's rules."""
-    run([sys.executable, "-m", "ruff", "check", "--no-cache", "hooks", "tests", "benchmarks"], cwd=ROOT)
-    run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "hooks", "tests"], cwd=ROOT)
+    """The template's own hooks, tests, benchmarks and scripts, with ruff.toml's rules."""
+    code = ["hooks", "tests", "benchmarks", "scripts"]
+    run([sys.executable, "-m", "ruff", "check", "--no-cache", *code], cwd=ROOT)
+    run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", *code], cwd=ROOT)
