@@ -32,7 +32,8 @@ def serve(project, user, workdir, baked_venv, server, env_extra, args, log):
         "gunicorn": [f"{baked_venv}/bin/gunicorn", "--config", "config/gunicorn.conf.py"],
         "uwsgi": [f"{baked_venv}/bin/uwsgi", "--ini", "config/uwsgi.ini"],
     }[server] + args
-    env = {**rs.base_env(user, baked_venv), **env_extra}
+    # Two workers, as Heroku's Python buildpack gives a 512 MB dyno (outside a dyno each server runs one).
+    env = {**rs.base_env(user, baked_venv), "WEB_CONCURRENCY": "2", **env_extra}
     return rs.start_session_as(
         user, argv, cwd=project, env=env, log=log, ready_file=workdir / "tmp" / "app-initialized"
     )
