@@ -719,7 +719,16 @@ def markdown(results, plot_name=None, scale_plot_name=None):
         f"{(meta.get('template') or {}).get('commit')}"
         f"{' with uncommitted changes' if (meta.get('template') or {}).get('uncommitted_changes') else ''} "
         f"({meta['machine']['cpus']} cores, {meta['profile']} profile, {meta['seconds'] // 60} min). "
-        f"Versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items() if v)}.\n\n" + noise_summary(results),
+        f"Versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items() if v)}."
+        + "".join(
+            f" Its {' and '.join(rerun['phases'])} figures are from a second run, `{rerun['command']}` on "
+            f"{rerun['started']} at {(rerun.get('template') or {}).get('commit')}"
+            f"{' with uncommitted changes' if (rerun.get('template') or {}).get('uncommitted_changes') else ''} "
+            f"({rerun['seconds'] // 60} min), which replaced the first run's."
+            for rerun in meta.get("reruns", [])
+        )
+        + "\n\n"
+        + noise_summary(results),
         "### Configurations\n\nOurs: the baked Procfile's web dyno, nginx → PgBouncer → the WSGI server "
         "(`bin/dyno web`), app.json's config vars, WEB_CONCURRENCY=2. The peers, each from its own documented "
         "configuration, not tuned, running the same Django project straight against PostgreSQL on `$PORT`:\n\n"

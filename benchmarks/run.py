@@ -1040,6 +1040,19 @@ class Run:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+RERUN_PHASES = ("worker_memory", "workers")
+
+
+def rerun_into(path, rerun):
+    """The earlier run at `path` with the rerun's worker phases in place of its own, the rerun recorded."""
+    earlier = json.loads(path.read_text())
+    phases = [key for key in RERUN_PHASES if key in rerun]
+    earlier.update({key: rerun[key] for key in phases})
+    record = {key: rerun["meta"][key] for key in ("command", "started", "template", "seconds")}
+    earlier["meta"].setdefault("reruns", []).append({**record, "phases": phases})
+    return earlier
+
+
 def template_revision():
     """The template's commit, and whether its files (the results aside) differed from it when baked."""
 
@@ -1220,6 +1233,12 @@ def main(argv):
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json", help="results JSON")
     parser.add_argument("--no-report", action="store_true", help="write the JSON only")
     parser.add_argument(
+        "--rerun-into",
+        type=Path,
+        help="put this run's worker phases (worker, workers; skip the others) into an earlier run's JSON in "
+        "place of its own, and record the rerun in its meta",
+    )
+    parser.add_argument(
         "--workdir",
         default="/var/tmp",
         help="where the run's scratch directory goes (not /tmp: each dyno mounts its own /tmp)",
@@ -1240,6 +1259,8 @@ def main(argv):
         parser.error("--repeats: at least 1 (5 for figures the report's targets may be judged on)")
     if args.scale_dynos and not all(1 <= n <= MAX_SCALE_DYNOS for n in args.scale_dynos):
         parser.error(f"--scale-dynos: counts from 1 to {MAX_SCALE_DYNOS}")
+    if args.rerun_into and not {"single", "db", "scale"} <= args.skip:
+        parser.error("--rerun-into takes the worker phases only: --skip single,db,scale")
     if os.geteuid() != 0:
         parser.error("run as root (sudo): each dyno gets its own mount, network and PID namespaces")
     packages = {"wrk": "wrk", "unshare": "util-linux", "nsenter": "util-linux", "openssl": "openssl", "patch": "patch"}
@@ -1275,6 +1296,8 @@ def main(argv):
         results = run.execute()
     finally:
         run.cleanup()
+    if args.rerun_into:
+        results, args.out = rerun_into(args.rerun_into, results), args.rerun_into
     args.out.parent.mkdir(parents=True, exist_ok=True)
     # Compact: the raw results are committed beside latest.md, which report.py regenerates from them.
     args.out.write_text(json.dumps(results, separators=(",", ":")) + "\n")

@@ -130,7 +130,7 @@ def enqueue_numbered(request):
 
     start, count = int(request.GET.get("start", "0")), int(request.GET.get("n", "100"))
     for number in range(start, start + count):
-        async_task("core.bench_views.record_task", number)
+        async_task("heroku_runtime.bench_views.record_task", number)
     return JsonResponse({"enqueued": count})
 '''
 BENCH_URLS = """
