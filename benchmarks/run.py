@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -987,7 +988,7 @@ class Run:
 
     def meta(self):
         return {
-            "command": " ".join(["sudo", python_as_typed(), "benchmarks/run.py", *sys.argv[1:]]),
+            "command": shlex.join(["sudo", python_as_typed(), "benchmarks/run.py", *sys.argv[1:]]),
             "argv": sys.argv[1:],
             "profile": "quick" if self.args.quick else "full",
             "settings": {
