@@ -1,8 +1,10 @@
 """The benchmark's targets are judged from the figures: benchmarks/report.py on small made-up results.
 
 A figure is the median of its repeats with the range beside it; a target is met when the median clears the
-line and says so when the range straddles it; only targets that test the template are counted."""
+line and says so when the range straddles it; only targets that test the template are counted. And the
+committed tables are what report.py makes of the committed raw results."""
 
+import json
 import sys
 
 import pytest
@@ -225,3 +227,11 @@ def test_run_py_merges_rounds_into_what_the_report_judges():
     # The repeat without an answer counts as the worst: median 9.5 ms, the range up to "no answer".
     assert p99["met"] is True and p99["straddles"] is True
     assert "9.5 (8.0–no answer) ms" in p99["detail"]
+
+
+def test_the_committed_tables_are_what_the_committed_results_give():
+    """benchmarks/results/latest.md is report.py's reading of latest.json, so anyone can regenerate and check it
+    (`.venv/bin/python benchmarks/report.py`)."""
+    results = ROOT / "benchmarks" / "results"
+    tables = report.markdown(json.loads((results / "latest.json").read_text()), "slow-clients.png", "scale-out.png")
+    assert tables == (results / "latest.md").read_text()
