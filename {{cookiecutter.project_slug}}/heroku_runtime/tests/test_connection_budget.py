@@ -32,9 +32,13 @@ def test_app_json_defaults_fit_the_smallest_plan(monkeypatch):
     monkeypatch.setenv("PGBOUNCER_DEFAULT_POOL_SIZE", pool)
     monkeypatch.setenv("PGBOUNCER_RESERVE_POOL_SIZE", reserve)
     output = budget("--dynos", "web=1", "--plan", plan)
-    web = min(int(pool) + int(reserve), web_clients())
-    assert f"web: 1 dyno(s) x {web} = {web} (pool {pool} + reserve {reserve}; " in output
-    assert "fits, with " in output
+    from heroku_runtime.management.commands.connection_budget import DIRECT_CONNECTIONS, PLAN_LIMITS
+
+    web, limit = min(int(pool) + int(reserve), web_clients()), PLAN_LIMITS[plan]
+    counted = f"web: 1 dyno(s) x {web} = {web} (pool {pool} + reserve {reserve}; clients at once: {web_clients()},"
+    assert counted in output
+    assert f"total: {web + DIRECT_CONNECTIONS} of {limit} (plan {plan})" in output
+    assert f"fits, with {limit - DIRECT_CONNECTIONS - web} connections to spare" in output
 
 
 def test_without_web_concurrency_it_says_where_to_run(monkeypatch):
