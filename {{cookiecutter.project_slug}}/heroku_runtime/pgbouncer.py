@@ -54,10 +54,11 @@ def reserve_pool_size():
 {% if cookiecutter.wsgi_server == "waitress" %}
 
 
-def waitress_threads():
-    """waitress's threads: WAITRESS_THREADS, else as many as the pool, since each thread holds a connection and
-    more would only queue in PgBouncer (and after PGBOUNCER_RESERVE_POOL_TIMEOUT open its reserve)."""
-    return int(os.environ.get("WAITRESS_THREADS") or pool_size())
+def waitress_threads(pool=None):
+    """waitress's threads: WAITRESS_THREADS, else as many as the pool (`pool`, else the dyno's), since each
+    thread holds a connection and more would only queue in PgBouncer (and after
+    PGBOUNCER_RESERVE_POOL_TIMEOUT open its reserve)."""
+    return int(os.environ.get("WAITRESS_THREADS") or pool or pool_size())
 {% endif %}
 
 

@@ -20,9 +20,10 @@ def budget(*args):
 
 
 def web_clients():
+    from heroku_runtime import pgbouncer
     from heroku_runtime.management.commands.connection_budget import database_clients
 
-    return database_clients("web")[0]
+    return database_clients("web", pgbouncer.pool_size())[0]
 
 
 def test_app_json_defaults_fit_the_smallest_plan(monkeypatch):
@@ -59,6 +60,19 @@ def test_waitress_has_as_many_threads_as_the_pool_unless_told(monkeypatch):
     assert web_clients() == 6
     monkeypatch.setenv("WAITRESS_THREADS", "3")
     assert web_clients() == 3
+
+
+def test_a_smaller_pool_is_counted_with_the_threads_it_gives_waitress(monkeypatch):
+    # Asked about pool 3 on dynos configured with 5: a dyno given pool 3 runs 3 threads, so opens 3, not 4.
+    monkeypatch.delenv("WAITRESS_THREADS", raising=False)
+    monkeypatch.setenv("PGBOUNCER_DEFAULT_POOL_SIZE", "5")
+    output = budget("--dynos", "web=3", "--pool", "3", "--reserve", "1", "--plan", "essential-0")
+    assert "web: 3 dyno(s) x 3 = 9 " in output
+    # Its advice counts them so: pool 7 gives 7 threads, 3 x 7 + 2 > 20; pool 6 + reserve 1 gives 6 threads,
+    # and 3 x 6 + 2 = 20 fits (counted at pool + reserve, 7 each, it would not).
+    advice = r"does not fit: 23 > 20.*PGBOUNCER_DEFAULT_POOL_SIZE=6 PGBOUNCER_RESERVE_POOL_SIZE=1\)"
+    with pytest.raises(CommandError, match=advice):
+        budget("--dynos", "web=3", "--pool", "7", "--reserve", "2", "--plan", "essential-0")
 {% endif %}
 
 

@@ -29,12 +29,12 @@ PLAN_LIMITS = {
 DIRECT_CONNECTIONS = 2
 
 
-def database_clients(process_type):
-    """(Django connections of one dyno of this type that can be in use at once, why), or (None, why) when
-    this command cannot know (a process type of your own: counted at pool + reserve)."""
+def database_clients(process_type, pool):
+    """(Django connections of one dyno of this type that can be in use at once with PgBouncer's `pool`, why),
+    or (None, why) when this command cannot know (a process type of your own: counted at pool + reserve)."""
     if process_type == "web":
 {% if cookiecutter.wsgi_server == "waitress" %}
-        threads = pgbouncer.waitress_threads()
+        threads = pgbouncer.waitress_threads(pool)
         return threads, f"waitress: {threads} threads (WAITRESS_THREADS, else the pool), a connection each"
 {% else %}
         # Sync workers: one request, so one connection, at a time per process. Heroku's Python buildpack
@@ -79,13 +79,15 @@ def parse_formation(text):
     return formation
 
 
-def pooled_connections(formation, per_dyno_limit):
-    """PostgreSQL connections all the formation's PgBouncers can open when each may open per_dyno_limit."""
-    total = 0
-    for name, quantity in formation.items():
-        clients, _ = database_clients(name)
-        total += quantity * (per_dyno_limit if clients is None else min(per_dyno_limit, clients))
-    return total
+def per_dyno(name, pool, reserve):
+    """(connections one dyno of this type can open, the clients behind it, why)."""
+    clients, why = database_clients(name, pool)
+    return (pool + reserve if clients is None else min(pool + reserve, clients)), clients, why
+
+
+def pooled_connections(formation, pool, reserve):
+    """PostgreSQL connections all the formation's PgBouncers can open with this pool and reserve."""
+    return sum(quantity * per_dyno(name, pool, reserve)[0] for name, quantity in formation.items())
 
 
 class Command(BaseCommand):
@@ -112,28 +114,28 @@ class Command(BaseCommand):
             max_connections, source = self.ask_the_database(), "SHOW max_connections"
         else:
             source = "--max-connections"
-        per_dyno = pool + reserve
         for name, quantity in formation.items():
-            clients, why = database_clients(name)
-            each = per_dyno if clients is None else min(per_dyno, clients)
+            each, clients, why = per_dyno(name, pool, reserve)
             self.stdout.write(
                 f"{name}: {quantity} dyno(s) x {each} = {quantity * each} "
                 f"(pool {pool} + reserve {reserve}; clients at once: {clients if clients is not None else '?'}, {why})"
             )
-        total = pooled_connections(formation, per_dyno) + DIRECT_CONNECTIONS
+        total = pooled_connections(formation, pool, reserve) + DIRECT_CONNECTIONS
         self.stdout.write(f"direct (release phase, heroku run): {DIRECT_CONNECTIONS}")
         self.stdout.write(f"total: {total} of {max_connections} ({source})")
         if total > max_connections:
+            # Smaller pools, each with a reserve of 1 (none at 1 in all), counted as the dynos would run them.
+            smaller = [(max(limit - 1, 1), limit - max(limit - 1, 1)) for limit in range(1, pool + reserve)]
             fitting = [
-                limit
-                for limit in range(1, per_dyno)
-                if pooled_connections(formation, limit) + DIRECT_CONNECTIONS <= max_connections
+                pools
+                for pools in smaller
+                if pooled_connections(formation, *pools) + DIRECT_CONNECTIONS <= max_connections
             ]
             if fitting:
-                advised_pool = max(fitting[-1] - 1, 1)
+                advised_pool, advised_reserve = fitting[-1]
                 advice = (
-                    f"keep pool + reserve at {fitting[-1]} or less (e.g. PGBOUNCER_DEFAULT_POOL_SIZE={advised_pool} "
-                    f"PGBOUNCER_RESERVE_POOL_SIZE={fitting[-1] - advised_pool}), "
+                    f"keep pool + reserve at {advised_pool + advised_reserve} or less (e.g. "
+                    f"PGBOUNCER_DEFAULT_POOL_SIZE={advised_pool} PGBOUNCER_RESERVE_POOL_SIZE={advised_reserve}), "
                 )
             else:
                 advice = "no pool size fits: "
