@@ -281,10 +281,11 @@ def short(results, name):
 
 
 def scale_checks(results):
-    """For each stack and pools: no connection errors at every count connection_budget accepts; with
-    app.json's pools, also errors at the first count it rejects (a budget that rejects too early would be
-    as wrong as one that accepts too much). The advised pools are only ever run where the budget accepts
-    them, so "no errors" is their only check."""
+    """For each stack and pools: no connection errors at every count connection_budget accepts, and under
+    the stall every web dyno opens exactly the connections the budget counts for it and no dyno more (its
+    arithmetic is exact, not merely safe). The errors at the first count it rejects are context: the budget
+    counts the worker dyno's monitor, scheduler and pusher as if each held a connection at once, which the
+    stall cannot make them do, so that count may run without errors while the web dynos' part is exact."""
     checks = []
     for name, config in results["configs"].items():
         for mode, scale in config.get("scale", {}).items():
@@ -303,6 +304,16 @@ def scale_checks(results):
                         counted=not peer,
                     )
                 )
+            exact = [n for n, level in rows.items() if level.get("peak_per_dyno") and level.get("budget")]
+            if exact and not peer:
+                checks.append(
+                    check(
+                        f"{who}: under the stall each web dyno opens exactly connection_budget's count per web "
+                        "dyno, and the worker dyno no more than its count",
+                        {"met": all(dyno_peaks_as_counted(rows[n]) for n in exact), "straddles": False},
+                        "; ".join(f"web={n}: {describe_peaks(rows[n])}" for n in exact),
+                    )
+                )
             if beyond and mode != "advised":
                 first = min(beyond, key=int)
                 checks.append(
@@ -310,10 +321,26 @@ def scale_checks(results):
                         f"{who}: connection errors at web dynos {first} (the first count predicted not to fit)",
                         {"met": bool(connection_errors(rows[first])), "straddles": False},
                         f"web={first}: {describe_errors(rows[first])}",
-                        counted=not peer,
+                        counted=False,
                     )
                 )
     return checks
+
+
+def dyno_peaks_as_counted(level):
+    peaks, counted = level["peak_per_dyno"], level["budget"]["per_dyno"]
+    web_exact = bool(peaks["web"]) and all(peak == counted["web"] for peak in peaks["web"])
+    return web_exact and (peaks["worker"] is None or peaks["worker"] <= counted["worker"])
+
+
+def describe_peaks(level):
+    peaks, counted = level["peak_per_dyno"], level["budget"]["per_dyno"]
+    low, high = min(peaks["web"]), max(peaks["web"])
+    web = f"{low}" if low == high else f"{low}–{high}"
+    text = f"web dynos {web} (counted {counted['web']})"
+    if peaks["worker"] is not None:
+        text += f", worker {peaks['worker']} (counted {counted['worker']})"
+    return text
 
 
 def describe_errors(level):
@@ -510,18 +537,19 @@ def scale_table(results):
         f"every request and task reads, locked for {first_level_value(results, 'stall_seconds')} s while "
         f"{first_level_value(results, 'clients_per_dyno')} clients per web dyno ask for a view that reads it and "
         "the worker dyno, where the stack has one, gets tasks that read it: every Django connection waits in a "
-        "transaction, so every PgBouncer opens all it may, its reserve included), then steady load: "
+        "transaction, so each web dyno's PgBouncer opens one for each, up to pool + reserve), then steady load: "
         f"{first_level_value(results, 'clients_per_dyno')} clients per web dyno on `/bench/db/` for "
         f"{first_level_value(results, 'seconds')} s (req/s, served and p99 are this part's). Errors count both "
         "parts and PostgreSQL's refusals. Prediction: `connection_budget --plan essential-0` for our stacks; "
         "processes × threads per dyno (persistent connections) + the 2 direct for the peers.",
         "",
         "Counts: the last one the prediction accepts and the next (the boundary itself), for each stack and "
-        "pool setting, so a prediction off by one dyno shows as a miss.",
+        "pool setting. Connections per dyno: the most each dyno's PgBouncer held open at once (counted by the "
+        "relay in front of PostgreSQL), against what `connection_budget` counts for one dyno of that type.",
         "",
         "| configuration | pools (pool + reserve) | web dynos | predicted | the prediction's arithmetic | req/s "
-        "| served | errors (kinds) | p99 ms | PostgreSQL backends at peak |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| served | errors (kinds) | p99 ms | PostgreSQL backends at peak | connections per dyno (counted) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, config in results["configs"].items():
         for mode, scale in config.get("scale", {}).items():
@@ -532,7 +560,8 @@ def scale_table(results):
                     f"| {label(name)} | {pools} | {count} | {'fits' if level['predicted_fits'] else 'too many'} "
                     f"| {level.get('prediction') or level.get('budget', {}).get('output', '–')} "
                     f"| {level['ok_per_s']:.0f} | {level['ok']} | {level['errors']} ({kinds}) "
-                    f"| {ms(level['p99_ms'], 0)} | {level['peak_backends']} |"
+                    f"| {ms(level['p99_ms'], 0)} | {level['peak_backends']} "
+                    f"| {describe_peaks(level) if level.get('peak_per_dyno') and level.get('budget') else '–'} |"
                 )
     return "\n".join(lines)
 
@@ -666,7 +695,8 @@ def targets_table(checks):
         lines += [
             "",
             "Context, not counted (a peer's own result, a margin over a configuration that trails by "
-            "construction, the ceiling's ratios, the Redis broker's at-most-once delivery):",
+            "construction, the ceiling's ratios, the Redis broker's at-most-once delivery, errors beyond "
+            "connection_budget's worst case, which the stall cannot force on the worker dyno):",
             "",
             "| context | result | figures |",
             "|---|---|---|",

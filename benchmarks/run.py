@@ -568,6 +568,8 @@ class Run:
             "advice": [int(advice[1]), int(advice[2])] if advice else None,
             # Its count of the formation's connections (dynos at what they can open, plus the direct ones).
             "total": int(total[1]) if (total := re.search(r"total: (\d+) of", text)) else None,
+            # What it counts for one dyno of each process type: "web: 7 dyno(s) x 2 = 14 (...)".
+            "per_dyno": {kind: int(each) for kind, each in re.findall(r"^(\w+): \d+ dyno\(s\) x (\d+) =", text, re.M)},
             "output": text.splitlines()[-1],
         }
 
@@ -698,6 +700,8 @@ class Run:
         pg_log = self.postgres.base / "postgres.log"
         pg_mark = pg_log.stat().st_size
         marks = [len(dyno.output) for dyno in webs + ([worker] if worker else [])]
+        for dyno in webs + ([worker] if worker else []):
+            dyno.reset_peak()  # each dyno's PostgreSQL connections at once, from here on (nsinit.py's relay)
         watcher = self.pgwatch(config, STALL_SECONDS + seconds)
         held = [
             self.psql_as_app(config, f"SELECT pg_sleep({STALL_SECONDS + seconds + 3})")
@@ -731,6 +735,10 @@ class Run:
             loads = [dyno.popen(loadgen.wrk_command(url, clients, seconds)) for dyno in webs]
             outputs = [communicate(process, seconds + 40) for process in loads]
             time.sleep(1)  # PgBouncer's and Django's last lines reach the logs
+            peaks = {
+                "web": [dyno.stats()["peak"] for dyno in webs],
+                "worker": worker.stats()["peak"] if worker else None,
+            }
         finally:
             pg = stop_watch(watcher)
             for process in held:
@@ -768,6 +776,7 @@ class Run:
             "failures": {key: value for key, value in failures.items() if value},
             "p99_ms": worst(d["percentiles_ms"].get("99") for d in per_dyno),
             "peak_backends": pg.get("peak_backends"),
+            "peak_per_dyno": peaks,
             "postgres": pg,
             "dynos_failing": sum(1 for d in every if d["non_2xx"] or sum(d["socket_errors"].values())),
         }
