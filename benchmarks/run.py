@@ -51,7 +51,7 @@ PROFILES = {
         "slow_levels": [0, 256],
         # 300 probes at 50/s: 99.9% means none may fail. About 70 slow-client windows (the judged ones 5
         # times), 7 configurations x 5 rounds x 2 throughput levels, a dozen scale-out levels: aimed at 40
-        # minutes on 2 cores. `--levels 0 64 256` adds a level between.
+        # minutes on 2 cores. `--levels 0,64,256` adds a level between.
         "probe_seconds": 6,
         "hop_count": 200,
         "hop_seconds": 4,
