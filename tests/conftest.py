@@ -216,6 +216,37 @@ STACK_FIXTURES = {
 }
 
 
+# Measured figures (`FIGURE what: ...` lines) go in the running test's user_properties, which pytest-xdist's
+# workers send to the controller with each report, and are printed together at the end of the run: a worker's
+# stdout (print, even with -s) is never shown.
+_RUNNING = {}
+_FIGURES = []
+
+
+def figure(what, detail=None, **figures):
+    """Record `FIGURE what: detail`, or `FIGURE what: key=value, ...` (floats to 2 places), for the summary."""
+    if detail is None:
+        detail = ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items())
+    _RUNNING["item"].user_properties.append(("figure", f"FIGURE {what}: {detail}"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    _RUNNING["item"] = item
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":  # its user_properties hold those of set-up, call and teardown
+        _FIGURES.extend(value for name, value in report.user_properties if name == "figure")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FIGURES:
+        terminalreporter.section("figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "bake: bakes and checks files, hooks and rendered text; starts no server")
     config.addinivalue_line("markers", "stack: builds a venv or a root, or boots real servers (minutes each)")

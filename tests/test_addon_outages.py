@@ -17,8 +17,7 @@ with SIGSTOP (the kernel still accepts connections, nothing answers: a partition
 - views written into the bake (not shipped) that call the cache or save an upload with no try: 503 with
   Retry-After within BOUND (heroku_runtime.middleware.AddonUnavailableMiddleware), never a 500.
 
-Timings are printed (pytest -s); docs/cache-redis.md, cache-memcached.md, broker-redis.md and s3-media.md
-quote them.
+Timings go to the run's "figures" summary (CONTRIBUTING.md, "Measured figures").
 """
 
 import json
@@ -36,6 +35,7 @@ from urllib.parse import urlencode
 import pytest
 
 import realstack as rs
+from conftest import figure
 
 SECRET_KEY = "addon-outages-" + "k" * 60
 HTTPS = {"X-Forwarded-Proto": "https", "Host": "localhost"}  # what Heroku's router adds
@@ -45,13 +45,6 @@ BOUND = 5
 TRIES = 3  # requests per state: the first one after the change and the ones that follow
 BUCKET = "media"
 MOTO_SERVER = Path(sys.executable).with_name("moto_server")
-
-
-def report(what, **figures):
-    shown = ", ".join(
-        f"{key}={value:.2f}" if isinstance(value, float) else f"{key}={value}" for key, value in figures.items()
-    )
-    print(f"\nFIGURE {what}: {shown}", flush=True)
 
 
 def wait_for_port(port, seconds=15):
@@ -271,7 +264,7 @@ def test_home_page_renders_while_the_cache_is_down_or_hung(kind, bake_once, bake
                 assert "cache unavailable, counting in the database" in web.output, web.output[-3000:]
             record = web.stop()
         assert record["returncode"] == 0, web.output[-3000:]
-        report(
+        figure(
             f"cache={kind} GET / (TRIES={TRIES} each)",
             up=span(up),
             stopped=span(refused),
@@ -360,7 +353,7 @@ def test_a_view_that_lets_the_error_through_answers_503_not_500(broker):
             create_bucket(moto.port)
         status, _, _, body = stack.request("GET", path)
         assert status == 200, f"{path} once the add-on is back: {status} {body[:300]!r}"
-    report("views with no try, 503 with Retry-After", **figures)
+    figure("views with no try, 503 with Retry-After", **figures)
 
 
 def form(stack):
@@ -435,7 +428,7 @@ def test_enqueue_answers_503_while_redis_is_down_or_hung_and_the_worker_recovers
         after_freeze = runs_next_task("Redis thawed")
 
         assert worker.process.poll() is None, f"the worker exited:\n{worker.output[-3000:]}"
-    report(
+    figure(
         f"task_broker=redis POST /tasks/example/ (TRIES={TRIES} each)",
         stopped=span(refused),
         frozen=span(hung),
@@ -491,7 +484,7 @@ def test_s3_uploads_fail_fast_while_the_endpoint_is_down_or_hung(broker):
     assert hung["seconds"] > 2, f"AWS_S3_TIMEOUT (3 s) not waited for: {hung}"
     for outcome in (back, thawed):
         assert outcome.get("content") == "hello from the dyno", outcome
-    report(
+    figure(
         "use_s3_media=true save + read",
         up=works["seconds"],
         stopped=f"{refused['error']} in {refused['seconds']:.2f} s",

@@ -20,6 +20,7 @@ import time
 import pytest
 
 import realstack as rs
+from conftest import figure
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = [
@@ -212,7 +213,7 @@ def test_admin_login_and_the_staff_pgbouncer_page(readme_run, browser):
     )
     screenshot = browser.get_screenshot_as_png()
     (readme_run["project"].parent / "pgbouncer-page.png").write_bytes(screenshot)
-    print(f"\nFIGURE pgbouncer page: viewport={viewport} page={page} widest_table_right={widest:.0f} px")
+    figure("pgbouncer page", f"viewport={viewport} page={page} widest_table_right={widest:.0f} px")
     assert png_size(screenshot)[0] == viewport == WIDTH, png_size(screenshot)
     assert page <= viewport and widest <= viewport, f"the PgBouncer page is {page} px wide, its tables {widest:.0f}"
     session = browser.get_cookie("sessionid")

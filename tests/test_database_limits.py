@@ -13,7 +13,7 @@ against a throwaway PostgreSQL, with app.json's config vars; see realstack.py):
   connections come free.
 
 Here DATABASE_STATEMENT_TIMEOUT is 3s (its default on a dyno is 25s), so that the test waits seconds.
-The figures are printed (pytest -s) and quoted in the baked README's "Reliability" section.
+The figures go to the run's "figures" summary and are quoted in the baked README's "Reliability" section.
 """
 
 import json
@@ -24,17 +24,12 @@ import time
 import pytest
 
 import realstack as rs
-from conftest import POOL_MODES
+from conftest import POOL_MODES, figure
 
 SECRET_KEY = "database-limits-" + "k" * 60
 HTTPS = {"X-Forwarded-Proto": "https", "Host": "localhost"}
 STATEMENT_TIMEOUT = 3
 ROUTER_TIMEOUT = 30
-
-
-def report(what, **figures):
-    shown = ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items())
-    print(f"\nFIGURE {what}: {shown}", flush=True)
 
 
 class Stack:
@@ -141,7 +136,7 @@ def test_statement_timeout_through_pgbouncer(stack):
         waiting_after = lock.waiters()
     finally:
         lock.release()
-    report(f"statement_timeout ({stack.mode})", page_status=status, page_s=elapsed, timeout_s=STATEMENT_TIMEOUT)
+    figure(f"statement_timeout ({stack.mode})", page_status=status, page_s=elapsed, timeout_s=STATEMENT_TIMEOUT)
     assert status == 500, status
     assert STATEMENT_TIMEOUT - 0.5 < elapsed < STATEMENT_TIMEOUT + 3, f"the page took {elapsed:.1f} s"
     assert waiting_after == 0, "a backend still waits on the lock after the page failed"
@@ -158,7 +153,7 @@ def test_set_local_raises_it_for_one_transaction(stack):
     results = dict(
         line.split(" ", 1) for line in output.splitlines() if line.split(" ", 1)[0] in {"PLAIN", "RAISED", "AFTER"}
     )
-    report(f"SET LOCAL statement_timeout ({stack.mode})", **results)
+    figure(f"SET LOCAL statement_timeout ({stack.mode})", **results)
     assert results["PLAIN"].startswith("cancelled") and "QueryCanceled" in results["PLAIN"], output
     assert results["RAISED"].startswith("ok"), output
     assert results["AFTER"].startswith("cancelled"), output
@@ -177,7 +172,7 @@ def test_migrations_run_without_the_timeout(stack):
         holder.cancel()
         lock.release()
     elapsed = time.monotonic() - started
-    report(f"migrate behind a lock ({stack.mode})", seconds=elapsed, returncode=result.returncode)
+    figure(f"migrate behind a lock ({stack.mode})", seconds=elapsed, returncode=result.returncode)
     assert result.returncode == 0, result.stdout + result.stderr
     assert elapsed > STATEMENT_TIMEOUT + 1, "migrate did not wait for the lock?"
 
@@ -243,7 +238,7 @@ def test_starved_dyno_answers_503_fast(stack):
             back = time.monotonic() - freed
             break
         time.sleep(0.25)
-    report(
+    figure(
         f"starved dyno ({stack.mode})",
         first_page=f"{pages[0][0]} in {pages[0][1]:.1f} s",
         later_pages=[f"{p[0]} in {p[1]:.1f} s" for p in pages[1:]],
@@ -284,7 +279,7 @@ def test_idle_server_connections_are_given_back(stack):
             given_back = time.monotonic() - idle_since
             break
         time.sleep(1)
-    report(
+    figure(
         f"idle server connections ({stack.mode})", given_back_s=given_back or -1.0, server_idle_timeout_s=idle_timeout
     )
     assert given_back is not None and given_back <= idle_timeout + 15, given_back

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 import realstack as rs
-from conftest import SERVERS
+from conftest import SERVERS, figure
 
 SECRET_KEY = "faults-test-" + "k" * 60
 HTTPS = {"X-Forwarded-Proto": "https", "Host": "localhost"}  # what Heroku's router adds to an HTTPS request
@@ -41,14 +41,6 @@ ROUTER_TIMEOUT = 30  # Heroku's router gives up on a request after 30 s (H12)
 NGINX_CLIENT_TIMEOUT = 2
 # nginx's lines in the dyno's output: the l2met access line, and the error log's "2026/01/02 03:04:05 [info]".
 NGINX_LINE = re.compile(r"measure#nginx\.|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[")
-
-
-def report(what, **figures):
-    """Print a measured figure; pytest -s shows them."""
-    shown = ", ".join(
-        f"{key}={value:.2f}" if isinstance(value, float) else f"{key}={value}" for key, value in figures.items()
-    )
-    print(f"\nFIGURE {what}: {shown}", flush=True)
 
 
 # --- fixtures -------------------------------------------------------------------------------------------
@@ -171,7 +163,7 @@ def test_no_secret_key_the_dyno_refuses_to_start(stack):
         dyno.wait_for(exited, "bin/dyno to exit without DJANGO_SECRET_KEY", timeout=60, interval=0.5)
         elapsed = time.monotonic() - started
         record = dyno.stop()
-    report(f"no secret key ({stack.server}, {variant!r})", exit_after_s=elapsed, status=record["returncode"])
+    figure(f"no secret key ({stack.server}, {variant!r})", exit_after_s=elapsed, status=record["returncode"])
     assert record["returncode"] not in (0, None), dyno.output[-3000:]
     assert "DJANGO_SECRET_KEY is not set" in dyno.output, dyno.output[-3000:]
     assert "app exited" in dyno.output
@@ -243,7 +235,7 @@ def test_database_outage(stack):
         time.sleep(0.5)
     after = dyno_processes(web)
     page_after = stack.get("/")
-    report(
+    figure(
         f"database outage ({stack.server})",
         health_s=health[1],
         health_status=health[0],
@@ -289,7 +281,7 @@ def test_first_request_of_an_outage_is_bounded(stack):
     finally:
         start_postgres_again(stack.postgres)
     status, elapsed, _, _ = first.get("result", ("no answer", float(ROUTER_TIMEOUT + 20), {}, b""))
-    report(
+    figure(
         f"first page of an outage ({stack.server})",
         status=status,
         seconds=elapsed,
@@ -380,7 +372,7 @@ def test_wsgi_worker_killed_mid_request(stack):
         web.wait_for(lambda: web.process.poll() is not None, "bin/dyno to stop after waitress died", timeout=35)
         stopped_after = time.monotonic() - killed_at
         record = stack.stop()
-        report(
+        figure(
             "waitress killed mid-request",
             request_status=status,
             dyno_stopped_after_s=stopped_after,
@@ -400,7 +392,7 @@ def test_wsgi_worker_killed_mid_request(stack):
         if replaced is None and len(workers_after) == len(workers_before) and busy[0] not in workers_after:
             replaced = time.monotonic() - started
         time.sleep(0.1)
-    report(
+    figure(
         f"{stack.server} worker killed mid-request",
         request_status=status,
         request_s=in_flight_s,
@@ -453,7 +445,7 @@ def test_oversized_body_never_reaches_django(stack):
     assert status == 404
     web.wait_for(lambda: stack.django_saw(small), "Django's log line for the small request", timeout=15)
     web.wait_for(lambda: stack.access_lines(big), "nginx's access line for the big request", timeout=15)
-    report(f"oversized body ({stack.server})", answered_s=seconds)
+    figure(f"oversized body ({stack.server})", answered_s=seconds)
     assert received.startswith(b"HTTP/1.1 413"), received[:200]
     assert "measure#nginx.upstream=- " in stack.access_lines(big)[0], stack.access_lines(big)
     assert not stack.django_saw(big), "the oversized request reached the app"
@@ -473,7 +465,7 @@ def test_slow_clients_are_cut_off_by_nginx(stack):
     for name, data in (("headers", partial_headers), ("body", partial_body)):
         cut[name] = raw_exchange(stack.port, data, then_wait=NGINX_CLIENT_TIMEOUT + 15)
     time.sleep(1)  # any late log line from the app would show by now
-    report(
+    figure(
         f"slow clients ({stack.server})",
         headers_cut_after_s=cut["headers"][1],
         body_cut_after_s=cut["body"][1],
@@ -529,7 +521,7 @@ def test_forwarded_header_spoofing(stack):
     # Behind the router X-Forwarded-Proto is the router's; nginx passes it on as it came (so a client that
     # could reach nginx directly, which on Heroku none can, could claim HTTPS: see README.md, Reliability).
     assert served_as_https(stack.get("/", HTTPS))
-    report(f"forwarded headers ({stack.server})", spoofed_statuses=results)
+    figure(f"forwarded headers ({stack.server})", spoofed_statuses=results)
 
 
 def test_x_forwarded_for_is_appended_and_never_trusted(stack):

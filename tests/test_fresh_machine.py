@@ -9,7 +9,7 @@ a new user's machine needs nothing else.
   passed through `.ci/run`'s arguments: the real stack (two at once), the schema checks and the lookup of
   PostgreSQL's programs; then the README's test command runs in a new login shell, as a user would.
 
-The durations are printed (pytest -s shows them).
+The durations go to the run's "figures" summary.
 """
 
 import os
@@ -24,7 +24,7 @@ import pytest
 
 import freshroot
 import realstack as rs
-from conftest import ROOT, TEST_DIR, open_dir
+from conftest import ROOT, TEST_DIR, figure, open_dir
 from freshroot import readme_commands
 
 SUBSET = [
@@ -35,17 +35,13 @@ SUBSET = [
 ]
 
 
-def report(what, seconds):
-    print(f"\nFIGURE {what}: {seconds:.0f} s", flush=True)
-
-
 @pytest.fixture(scope="module")
 def tarball():
     if os.geteuid() != 0:
         pytest.fail("building and entering a Debian root needs root: sudo bash .ci/run")
     started = time.monotonic()
     path = freshroot.base_tarball(open_dir(TEST_DIR))
-    report("clean Debian 12 root ready (debootstrap when not cached)", time.monotonic() - started)
+    figure("clean Debian 12 root ready (debootstrap when not cached)", f"{time.monotonic() - started:.0f} s")
     return path
 
 
@@ -72,7 +68,7 @@ def test_readme_command_1_bakes_and_serves_on_a_clean_debian_12(fresh_root):
 
     started = time.monotonic()
     freshroot.run_in_root(root, " && ".join(steps), user=freshroot.CLOUD_USER, timeout=1800)
-    report("README command 1 up to runserver on a clean Debian 12 root", time.monotonic() - started)
+    figure("README command 1 up to runserver on a clean Debian 12 root", f"{time.monotonic() - started:.0f} s")
 
     log = base / "runserver.log"
     with rs.StackNamespace(base / "net"), open(log, "wb") as output:
@@ -111,7 +107,7 @@ def test_readme_command_2_passes_from_a_clone_under_root(fresh_root):
     result = freshroot.run_in_root(
         root, f"cd /root/heroku-django && {command} {shlex.join(SUBSET)}", timeout=2400, check=False
     )
-    report("README command 2 (with the subset) on a clean Debian 12 root", time.monotonic() - started)
+    figure("README command 2 (with the subset) on a clean Debian 12 root", f"{time.monotonic() - started:.0f} s")
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     assert result.returncode == 0, f"{summary}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary, summary

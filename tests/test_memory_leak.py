@@ -11,7 +11,7 @@ local runner itself.
 - waitress is one process: nothing replaces it, its memory grows by what the view keeps, and no request
   fails; the dyno's limit is its only limit (docs/reliability.md, "Memory").
 
-Figures are printed (pytest -s); docs/reliability.md quotes them.
+Figures go to the run's "figures" summary; docs/reliability.md quotes them.
 """
 
 import json
@@ -23,7 +23,7 @@ import time
 import pytest
 
 import realstack as rs
-from conftest import SERVERS
+from conftest import SERVERS, figure
 
 SECRET_KEY = "memory-leak-" + "k" * 60
 HTTPS = {"X-Forwarded-Proto": "https", "Host": "localhost"}
@@ -156,12 +156,12 @@ def test_leaking_workers_are_replaced_below_the_dynos_memory(server, leaky, user
     replaced = len(re.findall(REPLACED.get(server, r"(?!)"), output))
     pids = {answer["pid"] for answer in answers}
     largest_kept = max((answer["kept_mb"] for answer in answers), default=0)
-    print(
-        f"\nFIGURE {server} leak {LEAK_MB} MB/request, {len(answers)} of {requests} answered 200 in {elapsed:.1f} s "
-        f"({CLIENTS} clients): dyno total PSS {idle_mb:.0f} MB idle, {sampler.total_mb:.0f} MB at most; "
+    figure(
+        f"{server} leak {LEAK_MB} MB/request, {len(answers)} of {requests} answered 200 in {elapsed:.1f} s "
+        f"({CLIENTS} clients)",
+        f"dyno total PSS {idle_mb:.0f} MB idle, {sampler.total_mb:.0f} MB at most; "
         f"largest process RSS {sampler.largest_mb:.0f} MB; {len(pids)} app processes answered, {replaced} replaced; "
         f"most kept by one process {largest_kept} MB; {sampler.samples} samples",
-        flush=True,
     )
     assert not failures, f"{len(failures)} requests failed, e.g. {failures[:3]}\n{output[-3000:]}"
     assert len(answers) == requests

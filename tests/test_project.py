@@ -11,7 +11,7 @@ import pytest
 
 import realstack
 import sidroot
-from conftest import SERVERS, SYSTEM_PYTHON, TEST_DIR, open_dir, run
+from conftest import SERVERS, SYSTEM_PYTHON, TEST_DIR, figure, open_dir, run
 
 PRODUCTION = {
     "DYNO": "web.1",
@@ -101,7 +101,7 @@ def production_root():
     with realstack.host_network():  # debootstrap needs the Debian archive
         root = sidroot.python_root(open_dir(TEST_DIR))
     seconds = time.monotonic() - started
-    print(f"\nFIGURE Python {sidroot.VERSION} root ready (debootstrap when not cached): {seconds:.0f} s")
+    figure(f"Python {sidroot.VERSION} root ready (debootstrap when not cached)", f"{seconds:.0f} s")
     return root
 
 

@@ -15,7 +15,7 @@ ordinary user against a throwaway PostgreSQL, with app.json's config vars; see r
 - nginx's own error responses (400, 413) carry X-Content-Type-Options and, over HTTPS, the same
   Strict-Transport-Security as Django's responses, while Django's responses carry each header once.
 
-The figures are printed (pytest -s) and quoted in the baked README's "Reliability" section.
+The figures go to the run's "figures" summary and are quoted in the baked README's "Reliability" section.
 """
 
 import asyncio
@@ -34,7 +34,7 @@ import uuid
 import pytest
 
 import realstack as rs
-from conftest import SERVERS
+from conftest import SERVERS, figure
 
 SECRET_KEY = "web-limits-" + "k" * 60
 HTTPS = {"X-Forwarded-Proto": "https", "Host": "localhost"}
@@ -42,11 +42,6 @@ CONNECTIONS = 1000
 SLOW_READERS, BUSY = 10, 100  # the rest make a request at the start and another at the end
 LOAD_SECONDS = 8
 RESPONSE_TIMEOUT = 60  # per response: liveness only (nginx gives the app 30 s, proxy_read_timeout)
-
-
-def report(what, **figures):
-    shown = ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items())
-    print(f"\nFIGURE {what}: {shown}", flush=True)
 
 
 # The burst benchmark (benchmarks/burst.py) runs each of BURST_SERVERS ("server" or "server:VAR=value,...",
@@ -201,7 +196,7 @@ def test_a_thousand_connections_none_reset(web):
     elapsed = time.monotonic() - started
     warnings = [line for line in dyno.output.splitlines() if "worker_connections are not enough" in line]
     responses = sum(v for k, v in stats.items() if isinstance(k, int))
-    report(
+    figure(
         "1,000 connections through nginx",
         seconds=elapsed,
         responses=responses,
@@ -264,7 +259,7 @@ def test_a_thousand_busy_connections_answered_in_bounded_time(web):
     stats, latencies, queue = asyncio.run(sampled(load(port, clients, BUSY_SECONDS), app))
     elapsed = time.monotonic() - started
     statuses = {k: v for k, v in stats.items() if isinstance(k, int)}
-    report(
+    figure(
         f"{BUSY_CONNECTIONS:,} busy connections for {BUSY_SECONDS:g} s through nginx, {dyno.app_server}",
         seconds=elapsed,
         responses=sum(statuses.values()),
@@ -359,7 +354,7 @@ def test_nginx_error_pages_carry_the_security_headers(web):
     bad = b"GET / HTTP/1.1\r\nX-Forwarded-Proto: https\r\n\r\n"  # HTTP/1.1 without Host: nginx's 400
     plain_bad = b"GET / HTTP/1.1\r\n\r\n"  # no X-Forwarded-Proto: not HTTPS, so no HSTS
     answers = {name: raw(port, data) for name, data in (("413", too_big), ("400", bad), ("400 http", plain_bad))}
-    report("nginx's own errors", **{name: dict(headers) for name, (_line, headers) in answers.items()})
+    figure("nginx's own errors", **{name: dict(headers) for name, (_line, headers) in answers.items()})
     for name, (line, headers) in answers.items():
         assert line.startswith(f"HTTP/1.1 {name.split()[0]}"), (name, line)
         assert headers["x-content-type-options"] == ["nosniff"], (name, headers)

@@ -12,7 +12,7 @@ and redeliveries happen within seconds:
 - tasks stuck in C code past Q_TIMEOUT, delivered again and again: each time the worker process ends,
   so the cluster's process count stays the same and at most one core's worth of CPU is spent per worker.
 
-The figures are printed (pytest -s) and quoted in the baked README's "Reliability" section.
+The figures go to the run's "figures" summary and are quoted in the baked README's "Reliability" section.
 """
 
 import hashlib
@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 import realstack as rs
+from conftest import figure
 
 SECRET_KEY = "worker-faults-" + "k" * 60
 Q_TIMEOUT, Q_RETRY = 2, 12  # a stuck task is killed Q_TIMEOUT + 3 + 1 s after it started, before Q_RETRY
@@ -37,11 +38,6 @@ from django_q.tasks import async_task
 for name, function, args, timeout in {tasks!r}:
     async_task(function, *args, task_name=name, **({{"timeout": timeout}} if timeout else {{}}))
 """
-
-
-def report(what, **figures):
-    shown = ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items())
-    print(f"\nFIGURE {what}: {shown}", flush=True)
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +149,7 @@ def test_idle_worker_killed_the_cluster_recovers(worker, user, postgres, workdir
         record = dyno.stop()
     finally:
         dyno.stop()
-    report("idle worker killed", cluster_running_again_s=recovered, task_done_s=task_done)
+    figure("idle worker killed", cluster_running_again_s=recovered, task_done_s=task_done)
     assert recovered < RECOVERY_BOUND, f"the cluster took {recovered:.1f} s to come back"
     assert task_done < RECOVERY_BOUND + 5
     assert "was killed by SIGKILL" in dyno.output, dyno.output[-3000:]
@@ -184,7 +180,7 @@ def test_both_workers_killed_mid_task_the_task_runs_again(worker, user, postgres
         record = dyno.stop()
     finally:
         dyno.stop()
-    report("both workers killed mid-task", later_task_done_s=later_done, cut_task_done_s=long_done, q_retry_s=Q_RETRY)
+    figure("both workers killed mid-task", later_task_done_s=later_done, cut_task_done_s=long_done, q_retry_s=Q_RETRY)
     done = results(postgres, [long_key, later_key])
     assert {key: runs for key, (_digest, runs) in done.items()} == {long_key: 1, later_key: 1}, done
     assert later_done < RECOVERY_BOUND + 5, f"the later task ran {later_done:.1f} s after the kill"
@@ -214,7 +210,7 @@ def test_sentinel_killed_the_cluster_is_replaced(worker, user, postgres, workdir
         record = dyno.stop()
     finally:
         dyno.stop()
-    report("sentinel killed", cluster_running_again_s=recovered, orphans=len(orphans))
+    figure("sentinel killed", cluster_running_again_s=recovered, orphans=len(orphans))
     assert not orphans, f"processes of the killed sentinel still running: {orphans}"
     assert recovered < RECOVERY_BOUND and same_app
     assert "the cluster's sentinel process exited with -9" in dyno.output, dyno.output[-3000:]
@@ -249,7 +245,7 @@ def test_tasks_stuck_in_c_code_do_not_pile_up(worker, user, postgres, workdir, b
         record = dyno.stop()
     finally:
         dyno.stop()
-    report(
+    figure(
         "tasks stuck in C code",
         timeouts_killed=kills,
         seconds=elapsed,

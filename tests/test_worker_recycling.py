@@ -5,8 +5,8 @@ config/uwsgi.ini) each started the way the Procfile does, outside a dyno, and se
 the socket: with the defaults no worker is replaced, however many requests it serves (max_requests used to
 replace each worker every few seconds under load, at a fifth of the throughput: see README.md, "Where the time
 went"); with the limit below any worker's size, every request ends with its worker replaced by a fresh one
-that answers the next. The workers' resident memory is printed (pytest -s): it is what the 200 MB default is
-measured against.
+that answers the next. The workers' resident memory goes to the run's "figures" summary: it is what the 200 MB
+default is measured against.
 
 Runs as the ordinary user in this module's network namespace and /tmp (conftest.workdir), so the fixed
 /tmp/nginx.socket and /tmp/app-initialized are this test's own.
@@ -18,6 +18,7 @@ import time
 import pytest
 
 import realstack as rs
+from conftest import figure
 
 REQUESTS = 40
 # More than two gunicorn workers reached under the old default (max_requests 1000 + up to 500 each).
@@ -88,7 +89,7 @@ def test_workers_are_replaced_for_memory_not_request_count(
             time.sleep(0.2)
         time.sleep(0.5)
         started = log.read_text().count(STARTED[server])
-        print(f"\nFIGURE {server} worker RSS MB: {sizes} at start, {sizes_after} after {requests} requests", flush=True)
+        figure(f"{server} worker RSS MB", f"{sizes} at start, {sizes_after} after {requests} requests")
         assert started == 2 + replaced, log.read_text()[-3000:]
         assert len(workers_of(process.pid)) == 2
     finally:
