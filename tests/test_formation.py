@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from itertools import groupby
 from pathlib import Path
@@ -305,16 +306,37 @@ def test_heroku_local_as_root_runs_as_the_dyno_user(bake_once, baked_venv, user,
 # --- a Python the dyno user cannot run ------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def python_under_root():
+    """A Python installed under /root with its standard library, as pyenv installs one (a fresh machine has
+    none): Debian's interpreter and stdlib copied to /root/<tmp>/{bin,lib}, where it finds its prefix."""
+    if os.geteuid() != 0:
+        yield None
+        return
+    prefix = Path(tempfile.mkdtemp(prefix="heroku-django-pyenv-", dir="/root"))
+    try:
+        version = Path(os.path.realpath("/usr/bin/python3")).name  # python3.11 on Debian 12
+        (prefix / "bin").mkdir()
+        shutil.copy2(Path("/usr/bin") / version, prefix / "bin" / "python3")
+        shutil.copytree(Path("/usr/lib") / version, prefix / "lib" / version, symlinks=True)
+        python = prefix / "bin" / "python3"
+        found = subprocess.run([python, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True)
+        assert found.stdout.strip() == str(prefix), found
+        yield python
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
 @pytest.mark.parametrize("cache", ["none", "redis", "memcached"])
-def test_root_refuses_a_python_the_dyno_user_cannot_run(bake_once, baked_venv, user, workdir, cache):
-    """bin/dyno run with pyenv's Python under /root (as a .python-version selects it): refused before anything
-    starts, with the fix in one line, for every answer's add-ons (Redis's and memcached's checks would
-    otherwise crash with `LookupError: unknown encoding: idna` once root is dropped)."""
+def test_root_refuses_a_python_the_dyno_user_cannot_run(bake_once, baked_venv, user, workdir, cache, python_under_root):
+    """bin/dyno run with a Python installed under /root (as pyenv installs one and a .python-version selects
+    it): refused before anything starts, with the fix in one line, for every answer's add-ons (Redis's and
+    memcached's checks would otherwise crash with `LookupError: unknown encoding: idna` once root is
+    dropped, the standard library being under /root too)."""
     if os.geteuid() != 0:
         assert os.geteuid() == user.uid  # nothing to refuse: bin/dyno runs as the user who started it
         return
-    pyenv = sorted(Path("/root/.pyenv/versions").glob("3.1[2-9]*/bin/python3"))
-    assert pyenv, "this test needs a Python under /root (pyenv's 3.12 or later)"
+    pyenv = [python_under_root]
     project = root_owned_dir(workdir, f"pyenv-{cache}") / "app"
     shutil.copytree(bake_once(cache=cache), project, symlinks=True)
     (project / ".venv").symlink_to(baked_venv)
