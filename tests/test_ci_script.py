@@ -1,10 +1,11 @@
 """.ci/run and the README's set-up commands, read and run with stand-ins for apt, service and Python.
 
-.ci/run is run for real from a copy of it, with apt-get, service, the system Python and the venv's pip and
-pytest replaced by small scripts that log what they were asked to do: the tests then check what it did
-(pip only from the venv it made, the README's test command, arguments passed on, pytest's exit status
-kept, exit 5 a failure) and what it left (services as found: one that ran before still runs, one a package
-started is stopped again, none started past policy-rc.d, and policy-rc.d gone afterwards). The end-to-end
+.ci/run is run for real from a copy of it, with apt-get, service, the Heroku CLI, the system Python and
+the venv's pip and pytest replaced by small scripts that log what they were asked to do: the tests then
+check what it did (pip only from the venv it made, the README's test command, arguments passed on,
+pytest's exit status kept, exit 5 a failure) and what it left (services as found: one that ran before
+still runs, one a package started is stopped again, none started past policy-rc.d, and policy-rc.d gone
+afterwards). The end-to-end
 run on a clean Debian root is tests/test_fresh_machine.py.
 """
 
@@ -113,6 +114,11 @@ case "$2" in
   stop) echo "service $1 stop" >> "$LOG"; rm -f "$STATE/$1";;
   *) exit 1;;
 esac
+""",
+    # the Heroku CLI, found on PATH so that .ci/run does not install it (a fresh machine has none, and the
+    # real install takes minutes)
+    "heroku": """#!/bin/sh
+echo "heroku $*" >> "$LOG"
 """,
     # the system Python: makes a venv whose pip and python log their arguments
     "python3": """#!/bin/sh
