@@ -5,8 +5,7 @@ the venv's pip and pytest replaced by small scripts that log what they were aske
 check what it did (pip only from the venv it made, the README's test command, arguments passed on,
 pytest's exit status kept, exit 5 a failure) and what it left (services as found: one that ran before
 still runs, one a package started is stopped again, none started past policy-rc.d, and policy-rc.d gone
-afterwards). The end-to-end
-run on a clean Debian root is tests/test_fresh_machine.py.
+afterwards). The end-to-end run on a clean Debian root is tests/test_fresh_machine.py.
 """
 
 import os
