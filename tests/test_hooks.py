@@ -51,10 +51,11 @@ class Refused(NamedTuple):
 
 
 class RefusedByCookiecutter(NamedTuple):
-    """Cookiecutter raises `exception`, with `text` in its message, before our hook runs."""
+    """Cookiecutter raises `exception`, with `text` (or one of a tuple of wordings) in its message, before our
+    hook runs."""
 
     exception: type
-    text: str
+    text: str | tuple
 
 
 class Baked(NamedTuple):
@@ -221,7 +222,8 @@ CASES = [
         if SLUGIFIED
         else RefusedByCookiecutter(OutputDirExistsException, "already exists"),
     ),
-    case("slug-nul", {"project_slug": "a\x00b"}, RefusedByCookiecutter(ValueError, "null byte")),
+    # Python 3.11 says "embedded null byte", 3.13 "embedded null character in path"
+    case("slug-nul", {"project_slug": "a\x00b"}, RefusedByCookiecutter(ValueError, ("null byte", "null character"))),
     case(
         "name-undefined-variable",
         {"project_name": "{{ cookiecutter.nope }}"},
@@ -300,7 +302,8 @@ def test_awkward_answer(cookies, tmp_path, capfd, answers, outcome):
     assert leftovers(tmp_path / "cookies") == []
     if isinstance(outcome, RefusedByCookiecutter):
         assert isinstance(result.exception, outcome.exception), repr(result.exception)
-        assert outcome.text in str(result.exception)
+        wordings = outcome.text if isinstance(outcome.text, tuple) else (outcome.text,)
+        assert any(wording in str(result.exception) for wording in wordings), result.exception
         return
 
     assert isinstance(result.exception, FailedHookException), repr(result.exception)
