@@ -16,10 +16,9 @@ READY_FILE = Path("/tmp/app-initialized")
 
 # `workers`: gunicorn reads WEB_CONCURRENCY itself, which Heroku's Python buildpack sets from the dyno's
 # memory (2 on 512 MB dynos) and bin/dyno sets as it does; unset, gunicorn runs one worker.
-# Sync processes, not threads: gthread with 2 x 4 threads did 0.58 and 0.70 times peer 1's requests a
-# second at 32 clients per dyno in its two benchmark runs, sync 0.64 to 1.45 in ten (a noisy shared
-# machine); the views are CPU-bound on a dyno's shared cores, and nginx already keeps slow clients off
-# the workers, which is what threads would be for.
+# Sync processes, not threads: the views are CPU-bound on a dyno's shared cores, and nginx already keeps
+# slow clients off the workers, which is what threads would be for.
+# https://docs.gunicorn.org/en/stable/design.html#how-many-workers
 worker_class = "sync"
 # nginx queues connections on the socket while every worker is busy; room for a burst of them.
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
@@ -33,18 +32,16 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # Import the project once, in the master, and fork the workers from it: a worker that is replaced starts
 # in milliseconds instead of importing Django again, and the forked workers share the imported code's
 # pages. The app opens no database connection at import (heroku_runtime/apps.py talks to PgBouncer's console and
-# closes it), so no socket is shared across the fork. Measured (benchmarks/run.py --quick, two runs each
-# way on a shared 2-core machine): the web dyno's PSS 79 and 81 MB with it, 103 and 106 MB without; the
-# saving wears off as workers run and Python writes to the shared objects (reference counts, the garbage
-# collector).
+# closes it), so no socket is shared across the fork. The memory saved wears off as workers run and Python
+# writes to the shared objects (reference counts, the garbage collector).
+# https://docs.gunicorn.org/en/stable/settings.html#preload-app
 preload_app = True
 # Replace a worker whose memory has grown past this, so that a leak ends in a fresh worker rather than in the
 # dyno swapping (R14), checked after each request. Not every N requests (max_requests): at the rates a dyno
-# reaches, that replaced each worker every few seconds, and each replacement's fresh connections and cold
-# caches cost a fifth of the throughput and put a p99 of 400 ms on a view whose p99 is 56 to 80 ms without it
-# (the template's README, "Where the time went"). 200 MB per worker leaves a 512 MB dyno room for two, the
-# master, nginx and PgBouncer; a worker serving ordinary views holds about 50
-# (tests/test_worker_recycling.py).
+# reaches, that replaces each worker every few seconds, and each replacement's fresh connections and cold
+# caches cost throughput and slow the requests that meet them. 200 MB per worker leaves a 512 MB dyno room
+# for two, the master, nginx and PgBouncer (docs/gunicorn.md, "Memory").
+# https://devcenter.heroku.com/articles/error-codes#r14-memory-quota-exceeded
 max_worker_rss_mb = int(os.environ.get("GUNICORN_MAX_WORKER_RSS_MB", "200"))
 # Recycling by request count stays available for an app that wants it; each worker then draws its own
 # limit from max_requests to max_requests + jitter, so workers that share the load recycle apart.

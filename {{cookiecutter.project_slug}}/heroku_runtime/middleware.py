@@ -103,7 +103,7 @@ ADDON_PAGE = PAGE.replace("The database can't be reached right now.", "A service
 class AddonUnavailableMiddleware:
     """503 with Retry-After, not a 500, for a view that lets an add-on's connection error or timeout through
     (a cache call or an upload while Redis or S3 is down or hung). Views that can do without the add-on catch
-    the error themselves, as core/views.py does with the cache."""
+    the error themselves (a cache that is down can count as a miss)."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -31,9 +31,8 @@ def _postgres_answers(timeout):
     Closing the probe at the deadline also takes its query out of PgBouncer's queue.
 
     The probe is kept between calls as long as Django keeps its own connections (CONN_MAX_AGE): opening
-    one per call (a login with a SCRAM exchange) made /health/ about a fifth as fast as a one-query view
-    (benchmarks/README.md, "/health/"). An idle client connection to PgBouncer in
-    transaction mode holds no PostgreSQL connection; in session mode CONN_MAX_AGE is 0 and the probe is
+    one per call would cost every check a login with a SCRAM exchange. An idle client connection to
+    PgBouncer in transaction mode holds no PostgreSQL connection; in session mode CONN_MAX_AGE is 0 and the probe is
     closed after each call, as Django's connection is. A kept probe that fails at once (PgBouncer or
     PostgreSQL restarted since) is replaced by a new one within the same deadline.
     """

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 # query_wait_timeout, 120 s by default: longer than Heroku's router waits (30 s) and than uptime checkers
 # wait. Neither libpq's connect_timeout (the connection to PgBouncer succeeds) nor a statement_timeout
 # (enforced by PostgreSQL, which the waiting query never reaches) can end that wait, so the check keeps
-# its own deadline. Measured figures: README.md, "Reliability".
+# its own deadline. What /health/ answers meanwhile: docs/reliability.md, "PostgreSQL goes away".
 HEALTH_TIMEOUT = 3
 
 

@@ -8,7 +8,7 @@ import os
 from .env import redis_url
 
 # redis_url() adds REDIS_TIMEOUT's connect and reply timeouts: a Redis that is down or hung costs a request at
-# most that long, and the call raises redis.exceptions.RedisError, which core/views.py treats as a miss.
+# most that long, and the call raises redis.exceptions.RedisError, which a view can treat as a miss.
 if os.environ.get("REDIS_URL"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url("REDIS_URL")}}
 else:

@@ -1,7 +1,7 @@
 """
 Django settings for {{ cookiecutter.project_slug }}, read from the environment.
 
-Every variable this module reads is listed in README.md ("Environment variables"). Locally, with no
+Every variable this module reads is listed in README.md ("Config vars"). Locally, with no
 environment at all, the project runs on SQLite with DEBUG on; on Heroku (DYNO is set) it refuses to
 start without DJANGO_SECRET_KEY.
 

@@ -1,5 +1,5 @@
 """The statement timeout's two handlers, on stand-ins for PostgreSQL connections (the tests run on SQLite;
-the template's tests/test_database_limits.py runs them against PostgreSQL and PgBouncer)."""
+docs/reliability.md says what the timeout does on PostgreSQL through PgBouncer)."""
 
 import io
 from unittest import mock

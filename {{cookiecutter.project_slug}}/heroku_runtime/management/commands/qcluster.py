@@ -1,7 +1,7 @@
 """`manage.py qcluster`: django-q2's cluster, made to stop cleanly when Heroku stops the dyno.
 
 Django runs this command instead of django_q's own because `heroku_runtime` comes before `django_q` in
-INSTALLED_APPS (settings.py says so there; heroku_runtime/tests/test_overrides.py fails if it does not), so
+INSTALLED_APPS (settings.py says so there, and the project's tests fail if it does not), so
 the Procfile line stays `worker: bin/start-pgbouncer python manage.py qcluster`.
 
 Why it is needed. Heroku stops a dyno (every deploy, config change and daily restart) by sending SIGTERM
