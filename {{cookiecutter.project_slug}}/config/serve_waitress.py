@@ -6,6 +6,7 @@ https://docs.pylonsproject.org/projects/waitress/en/stable/arguments.html
 """
 
 import os
+import pkgutil
 import signal
 import sys
 import time
@@ -17,7 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from waitress import create_server, wasyncore  # noqa: E402
 
 from heroku_runtime.pgbouncer import waitress_threads  # noqa: E402
-from {{ cookiecutter.project_slug }}.wsgi import application  # noqa: E402
+
+# The project's WSGI callable, named as gunicorn.conf.py and uwsgi.ini name it.
+APPLICATION = "{{ cookiecutter.project_slug }}.wsgi:application"
 
 SOCKET = "/tmp/nginx.socket"
 READY_FILE = Path("/tmp/app-initialized")
@@ -28,7 +31,7 @@ GRACEFUL_TIMEOUT = 20
 
 def main():
     server = create_server(
-        application,
+        pkgutil.resolve_name(APPLICATION),
         unix_socket=SOCKET,
         unix_socket_perms="660",
         # Threads share one process's memory; each holds one database connection to PgBouncer, so there are

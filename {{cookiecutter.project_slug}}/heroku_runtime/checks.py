@@ -6,8 +6,6 @@ so their warnings are in each deploy's log. https://docs.djangoproject.com/en/5.
 from django.conf import settings
 from django.core import checks
 
-from {{ cookiecutter.project_slug }}.env import IS_HEROKU_APP
-
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
 HINT = "Add an email add-on and set the EMAIL_* config vars and DEFAULT_FROM_EMAIL from it: see docs/email.md."
@@ -18,7 +16,8 @@ def email_settings(app_configs, **kwargs):
     """On a dyno, email.W001: no email server. Django then sends to SMTP on localhost, which a dyno doesn't
     have: every password reset fails and the error reports to ADMINS are dropped unseen. email.W002: a server
     but Django's placeholder sender, which every provider refuses."""
-    if not IS_HEROKU_APP or settings.EMAIL_BACKEND != SMTP_BACKEND:
+    # IS_HEROKU_APP: on a dyno, not in the build nor in Heroku CI; settings.py defines it.
+    if not settings.IS_HEROKU_APP or settings.EMAIL_BACKEND != SMTP_BACKEND:
         return []
     if settings.EMAIL_HOST in LOCAL_HOSTS:
         return [

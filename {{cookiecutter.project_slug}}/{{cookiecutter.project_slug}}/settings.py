@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from heroku_runtime import hsts
 
+# IS_HEROKU_APP is a setting too (an upper-case name here): heroku_runtime's checks read it.
 from .env import IS_HEROKU_APP, env_addresses, env_bool, env_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -217,7 +218,7 @@ if _email_host:
 elif not IS_HEROKU_APP or LOCAL_HTTP:
     # On your machine, messages are printed where the server logs instead of sent. Not on a dyno, where a
     # password-reset link in the logs would reach every log drain: there Django's default (SMTP on localhost,
-    # which a dyno doesn't have) fails the send, and core/checks.py warns at every deploy.
+    # which a dyno doesn't have) fails the send, and heroku_runtime/checks.py warns at every deploy.
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 # The sender's domain must be one your email provider has verified, or it refuses the message.
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "webmaster@localhost"
