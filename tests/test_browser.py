@@ -84,6 +84,11 @@ def answer_on_a_terminal(argv, cwd, env, dialogue, timeout=300):
     return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
 
 
+def node_major():
+    result = subprocess.run(["node", "-p", "process.versions.node"], capture_output=True, text=True)
+    return int(result.stdout.split(".")[0]) if result.returncode == 0 else 0
+
+
 def serves(url):
     try:
         return rs.http_request(int(url.rsplit(":", 1)[1].strip("/")), "GET", "/", timeout=10)[0] == 200
@@ -117,6 +122,12 @@ def readme_run(bake_once, workdir):
                         ROOT_USER, ["bash", "-c", command.removeprefix("sudo ")], env=apt_env, timeout=900
                     )
                 ran.append((command, result.returncode, result.stdout[-500:]))
+            elif command.startswith("sudo npm install -g heroku") and node_major() < 20:
+                # The README sends a machine whose Node.js is older than the CLI's 20 (Debian 12) to Heroku's
+                # standalone installer, whose host this network does not reach; .ci/run installed the CLI.
+                assert "curl https://cli-assets.heroku.com/install.sh | sh" in (project / "README.md").read_text()
+                assert shutil.which("heroku", path=env["PATH"]), "no Heroku CLI: run .ci/run first"
+                ran.append((command, None, "the standalone installer's CLI"))
             elif command == "bin/dyno web":
                 web = rs.Dyno(project, "web", env, ROOT_USER, base / "web.log").__enter__()
                 web.wait_for(lambda: serves(url), f"{url} to answer 200", timeout=300)
@@ -131,9 +142,10 @@ def readme_run(bake_once, workdir):
                 status, shown = answer_on_a_terminal(["/bin/bash", "-c", command], project, env, dialogue)
                 assert status == 0 and "Superuser created successfully." in shown, shown[-3000:]
                 ran.append((command, status, shown))
-            else:  # the virtualenv: pip needs PyPI
+            else:  # the virtualenv and the CLI: pip and npm need their registries. As root, sudo is not needed.
                 with rs.host_network():
-                    result = rs.run_as(ROOT_USER, ["bash", "-c", command], env=env, cwd=project, timeout=900)
+                    argv = ["bash", "-c", command.removeprefix("sudo ")]
+                    result = rs.run_as(ROOT_USER, argv, env=env, cwd=project, timeout=900)
                 ran.append((command, result.returncode, result.stdout[-500:]))
         yield {"project": project, "url": url, "ran": ran, "web": web, "commands": commands}
     finally:

@@ -5,7 +5,7 @@ the add-ons are shared. A task enqueued from the web page in headless Chromium i
 Also: the app started before its PgBouncer accepts answers 200 or 503 with Retry-After, never 500; and
 bin/dyno started as root refuses a Python the dyno user cannot run. Real processes throughout, in the
 module's own network namespace and /tmp (realstack.StackNamespace). Needs the Heroku CLI from the npm
-registry (`npm install -g heroku`, as .ci/run does).
+registry (`sudo npm install -g heroku`, as the baked README and .ci/run install it).
 """
 
 import os
@@ -89,7 +89,7 @@ def test_the_readme_shows_these_commands(project):
 
     shown = code_spans((project / "README.md").read_text())
     lines = [line.strip() for span in shown for line in span.splitlines()]
-    for command in ("bin/dyno", "heroku local", "npm install -g heroku"):
+    for command in ("bin/dyno", "heroku local", "sudo npm install -g heroku"):
         assert any(line.startswith(command) for line in lines), f"the README does not show `{command}`"
     for stand_in in ("bin/start-nginx", "bin/start-pgbouncer"):
         assert stand_in in shown and "Heroku's build replaces this file" in (project / stand_in).read_text()
@@ -198,7 +198,7 @@ def test_app_started_before_pgbouncer_accepts_answers_503_never_500(project, bak
 
 def heroku_local(project, env, user, log, *types):
     if not os.access(HEROKU, os.X_OK):
-        pytest.fail("the Heroku CLI is not installed: npm install -g heroku (as .ci/run does)")
+        pytest.fail("the Heroku CLI is not installed: sudo npm install -g heroku (as .ci/run does)")
     return Command(project, [HEROKU, "local", *types], env, user, log)
 
 
