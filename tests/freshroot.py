@@ -1,14 +1,16 @@
-"""A clean Debian 12 root with only what a cloud image has, for running the README's commands in it.
+"""A clean Debian root (12 by default, or 13) with only what a cloud image has, for running the README's
+commands in it.
 
 debootstrap builds it from the Debian mirror this machine's apt uses (minbase plus python3, sudo, git, curl
 and ca-certificates: no pip, no venv module, no pyenv, no server). The root is cached as a tarball in the
 test directory (keyed by what goes in it), so only the first run on a machine pays for debootstrap.
 
 What the root takes from this machine is its network set-up alone, as a cloud image has its own: DNS
-(/etc/resolv.conf), the Debian apt sources and the CA certificates (a machine behind a TLS-inspecting
-egress proxy trusts that proxy's CA). Commands run chrooted inside `unshare --mount --pid --fork`: /proc,
-/dev, /dev/shm and /run are mounted in a private mount namespace, and everything started in the root ends
-with it. It shares this machine's network, which apt and PyPI need.
+(/etc/resolv.conf), the Debian apt sources (for the root's own release) and the CA certificates (a machine
+behind a TLS-inspecting egress proxy trusts that proxy's CA; uv is told to read them, as pip does).
+Commands run chrooted inside `unshare --mount --pid --fork`: /proc, /dev, /dev/shm and /run are mounted in
+a private mount namespace, and everything started in the root ends with it. It shares this machine's
+network, which apt and PyPI need.
 """
 
 import fcntl
@@ -23,6 +25,8 @@ import tempfile
 from pathlib import Path
 
 SUITE = "bookworm"
+# The Debian releases the README names, by the number a user knows them by.
+SUITES = {"12": "bookworm", "13": "trixie"}
 CLOUD_PACKAGES = ["python3", "sudo", "git", "curl", "ca-certificates"]
 CLOUD_USER = "admin"  # Debian's cloud images name their default user so; cloud-init gives it sudo
 SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
@@ -108,6 +112,11 @@ def share_network(root):
     for path in Path("/usr/local/share/ca-certificates").glob("*.crt"):
         shutil.copy(path, local_cas / path.name)
     shutil.copy("/etc/ssl/certs/ca-certificates.crt", root / "etc/ssl/certs/ca-certificates.crt")
+    # pip (Debian's) reads the system store; uv reads its own bundled roots unless told to use the system's
+    # (https://docs.astral.sh/uv/reference/settings/#native-tls). A user's machine reaches PyPI without
+    # this; here it lets uv trust what pip trusts, so the tests measure the project and not the machine.
+    (root / "etc/uv").mkdir(parents=True, exist_ok=True)
+    (root / "etc/uv/uv.toml").write_text("native-tls = true\n")
     (root / "etc/hostname").write_text("fresh\n")
     # debootstrap's minbase writes no /etc/hosts; an installed Debian has this one (localhost included, which
     # chromedriver's clients and others resolve). The UTS name is this machine's, and sudo looks it up.
@@ -117,8 +126,16 @@ def share_network(root):
     )
 
 
-def make_root(tarball, root):
-    """Unpack the cached root at `root` and give it this machine's network set-up and a cloud user."""
+def host_codename():
+    for line in Path("/etc/os-release").read_text().splitlines():
+        if line.startswith("VERSION_CODENAME="):
+            return line.split("=", 1)[1].strip('"')
+    return None
+
+
+def make_root(tarball, root, suite=SUITE):
+    """Unpack the cached root at `root` and give it this machine's network set-up (its Debian sources turned
+    to `suite`'s) and a cloud user."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-C", str(root), "-xf", str(tarball)], check=True)
@@ -133,7 +150,11 @@ def make_root(tarball, root):
         for path in debian_sources:
             target = root / "etc/apt" / path.relative_to("/etc/apt")
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, target)
+            text = path.read_text()
+            codename = host_codename()
+            if codename and codename != suite:  # bookworm-updates -> trixie-updates, and so on
+                text = re.sub(rf"\b{codename}\b", suite, text)
+            target.write_text(text)
     for path in Path("/etc/apt/apt.conf.d").glob("*"):  # e.g. a snapshot mirror's Check-Valid-Until
         if path.is_file() and "Acquire::Check-Valid-Until" in path.read_text(errors="replace"):
             shutil.copy(path, root / "etc/apt/apt.conf.d" / path.name)
