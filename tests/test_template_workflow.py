@@ -54,13 +54,34 @@ def test_runs_ci_run_for_pushes_and_pull_requests():
     workflow = load(WORKFLOW)
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` key as true
     assert {"push", "pull_request"} <= set(triggers)
-    assert set(workflow["jobs"]) == {"fast", "full"}
+    assert set(workflow["jobs"]) == {"fast", "full", "buildpacks"}
     for job in workflow["jobs"].values():
         assert job["runs-on"] == "ubuntu-24.04"
-        assert job["container"]["image"] == "debian:12"  # the platform the suite is written for
         assert "--privileged" in job["container"]["options"]  # namespaces and debootstrap
         assert job["steps"][0]["uses"].startswith("actions/checkout@")
+        assert any(".ci/run" in step.get("run", "") for step in job["steps"])
     assert ci_run_arguments(workflow["jobs"]["full"]) == []  # no arguments: all of tests/
+
+
+def test_the_full_suite_runs_on_each_debian_release_the_readme_names():
+    """The README promises the two commands on Debian 12 and 13: the full job runs on both images."""
+    full = load(WORKFLOW)["jobs"]["full"]
+    assert full["container"]["image"] == "${{ matrix.image }}"
+    assert full["strategy"]["matrix"]["image"] == ["debian:12", "debian:13"]
+    assert full["strategy"]["fail-fast"] is False  # one release's failure does not hide the other's
+    readme = (ROOT / "README.md").read_text()
+    assert "Debian 12" in readme and "Debian 13" in readme and "Ubuntu" not in readme.split("## ")[0]
+
+
+def test_the_buildpacks_job_runs_real_buildpacks_on_the_three_it_clones():
+    steps = load(WORKFLOW)["jobs"]["buildpacks"]["steps"]
+    script = "\n".join(step.get("run", "") for step in steps)
+    for name in ("python", "pgbouncer", "nginx"):
+        assert f"--{name} ../buildpack-{name}" in script
+    assert (
+        "https://github.com/heroku/heroku-buildpack-$name" in script and "for name in python pgbouncer nginx" in script
+    )
+    assert "scripts/real_buildpacks.py" in script and (ROOT / "scripts/real_buildpacks.py").is_file()
 
 
 def test_fast_jobs_test_files_exist_and_collect():
