@@ -13,7 +13,7 @@ against a throwaway PostgreSQL, with app.json's config vars; see realstack.py):
   connections come free.
 
 Here DATABASE_STATEMENT_TIMEOUT is 3s (its default on a dyno is 25s), so that the test waits seconds.
-The figures go to the run's "figures" summary and are quoted in the baked README's "Reliability" section.
+The figures go to the run's "figures" summary and are quoted in the baked docs/reliability.md, "Reliability".
 """
 
 import json

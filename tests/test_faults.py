@@ -519,7 +519,7 @@ def test_forwarded_header_spoofing(stack):
         if response[0] == 301:
             assert response[2]["location"] == ["https://localhost/"], response[:3]
     # Behind the router X-Forwarded-Proto is the router's; nginx passes it on as it came (so a client that
-    # could reach nginx directly, which on Heroku none can, could claim HTTPS: see README.md, Reliability).
+    # could reach nginx directly, which on Heroku none can, could claim HTTPS: see the baked docs/reliability.md).
     assert served_as_https(stack.get("/", HTTPS))
     figure(f"forwarded headers ({stack.server})", spoofed_statuses=results)
 

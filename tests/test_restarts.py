@@ -11,7 +11,7 @@ how long that took and lists any process left behind.
   at once on SIGTERM, which the buildpack does not change); the server itself must still finish them:
   the ones sent straight to its socket get their response and every one's work is done.
 
-The figures go to the output (pytest -s) and the README's "Deploys and restarts" section.
+The figures go to the run's "figures" summary and the baked docs/reliability.md, "Deploys and restarts".
 """
 
 import hashlib
@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 import pytest
 
 import realstack as rs
-from conftest import SERVERS
+from conftest import SERVERS, figure
 
 GRACE = 30  # Heroku's SIGTERM-to-SIGKILL period; bin/dyno sends SIGKILL after it too
 WORKER_EXIT = 10  # what the worker dyno must stay under, idle or busy
@@ -44,7 +44,8 @@ APP_SOCKET = "/tmp/nginx.socket"  # where every server listens, behind nginx (fi
 
 
 def log(message):
-    print(f"[restarts] {message}", flush=True)
+    what, detail = message.split(": ", 1)
+    figure(f"restarts, {what}", detail)
 
 
 def app_json_vars(project):
@@ -272,5 +273,5 @@ def test_web_stops_after_finishing_requests_in_flight(web, user, postgres, workd
         )
         assert work == len(requests), f"{server}: requests cut off in the middle: {sorted(set(requests) - finished)}"
         assert answered["direct"] == 2, f"{server}: the server cut requests in flight: {results}\n{output[-3000:]}"
-        # nginx exits at once on SIGTERM; if this starts failing, update "Deploys and restarts" in the README.
+        # nginx exits at once on SIGTERM; if this starts failing, update docs/reliability.md, "Deploys and restarts".
         assert answered["nginx"] == 0, f"nginx answered requests in flight after SIGTERM: {results}"

@@ -12,7 +12,7 @@ and redeliveries happen within seconds:
 - tasks stuck in C code past Q_TIMEOUT, delivered again and again: each time the worker process ends,
   so the cluster's process count stays the same and at most one core's worth of CPU is spent per worker.
 
-The figures go to the run's "figures" summary and are quoted in the baked README's "Reliability" section.
+The figures go to the run's "figures" summary and are quoted in the baked docs/reliability.md, "Reliability".
 """
 
 import hashlib

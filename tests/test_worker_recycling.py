@@ -3,10 +3,10 @@
 gunicorn (`post_request` in config/gunicorn.conf.py, GUNICORN_MAX_WORKER_RSS_MB) and uWSGI (`reload-on-rss` in
 config/uwsgi.ini) each started the way the Procfile does, outside a dyno, and sent sequential requests over
 the socket: with the defaults no worker is replaced, however many requests it serves (max_requests used to
-replace each worker every few seconds under load, at a fifth of the throughput: see README.md, "Where the time
-went"); with the limit below any worker's size, every request ends with its worker replaced by a fresh one
-that answers the next. The workers' resident memory goes to the run's "figures" summary: it is what the 200 MB
-default is measured against.
+replace each worker every few seconds under load, at a fifth of the throughput: see benchmarks/README.md,
+"Where the time went"); with the limit below any worker's size, every request ends with its worker replaced
+by a fresh one that answers the next. The workers' resident memory goes to the run's "figures" summary: it
+is what the 200 MB default is measured against.
 
 Runs as the ordinary user in this module's network namespace and /tmp (conftest.workdir), so the fixed
 /tmp/nginx.socket and /tmp/app-initialized are this test's own.
