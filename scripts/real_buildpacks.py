@@ -6,7 +6,8 @@ bin/compile runs, in order, as Heroku's build does, on a fresh bake with .python
 release line, and the Procfile's web line with the slug's .profile.d scripts, and GET /health/ and / through
 the buildpacks' nginx and PgBouncer. Exit 0 when both answer 200 and SIGTERM stops every process.
 
-Not part of the test suite: GitHub, where the buildpacks live, is not reachable from CI. What differs from
+Not part of the test suite, which runs where GitHub, where the buildpacks live, may be out of reach; the
+template's GitHub workflow runs it (its `buildpacks` job) on the buildpacks cloned there. What differs from
 Heroku, and why:
 - The stack image is Debian unstable (tests/sidroot.py's root, with curl, zstd, jq, ruby, procps and the
   libraries the heroku-24 pgbouncer binary links), not heroku-24's Ubuntu 24.04: the buildpacks' heroku-24
