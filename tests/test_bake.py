@@ -76,7 +76,7 @@ def test_procfile_process_types(baked):
     answers, project = baked
     processes = parse_procfile(project / "Procfile")
     expected = {
-        "release": "python manage.py migrate --noinput",
+        "release": "python manage.py migrate_release --noinput",
         "web": WEB_COMMANDS[answers["wsgi_server"]],
     }
     if answers["use_worker"]:
