@@ -89,12 +89,7 @@ def differences(project):
             found.append(f"{name}={value}: not a generated secret")
     for process_type in sorted(set(app["formation"]) | set(shown["formation"])):
         spec, scaled = app["formation"].get(process_type), shown["formation"].get(process_type)
-        if (
-            not spec
-            or not scaled
-            or scaled["quantity"] != spec["quantity"]
-            or scaled["size"] not in (None, spec["size"])
-        ):
+        if not spec or not scaled or scaled["quantity"] != spec["quantity"] or scaled["size"] != spec["size"]:
             found.append(f"formation {process_type}: {scaled}, app.json {spec}")
     return found
 
@@ -119,3 +114,15 @@ def test_a_difference_is_caught(cookies):
     assert "PGBOUNCER_SERVER_IDLE_TIMEOUT: only in app.json" in found
     assert "PGBOUNCER_DEFAULT_POOL_SIZE=4, app.json '5'" in found
     assert any(line.startswith("formation web: {'quantity': 1, 'size': 'standard-2x'}") for line in found), found
+
+
+def test_a_scale_without_the_size_is_caught(cookies):
+    """`ps:scale web=1` leaves the dyno at whatever size the app had: the size must be app.json's."""
+    project = bake(cookies)
+    readme = project / "README.md"
+    text = readme.read_text()
+    assert "web=1:basic" in text
+    readme.write_text(text.replace("web=1:basic", "web=1"))
+    assert "formation web: {'quantity': 1, 'size': None}, app.json {'quantity': 1, 'size': 'basic'}" in differences(
+        project
+    )
