@@ -24,7 +24,7 @@ UNNEEDED[("use_worker", False)] = [
     "example/tasks.py",
     "example/tests/test_tasks.py",
     "example/tests/test_broker_redis.py",
-    "heroku_runtime/tests/test_broker_redis.py",
+    f"{PACKAGE}/tests/test_broker_redis.py",
     "heroku_runtime/management/commands/qcluster.py",
     "heroku_runtime/tests/test_qcluster.py",
     "heroku_runtime/tests/test_overrides_django_q.py",
@@ -37,31 +37,31 @@ UNNEEDED[("use_worker", False)] = [
 ]
 UNNEEDED[("task_broker", "orm")] = [
     "example/tests/test_broker_redis.py",
-    "heroku_runtime/tests/test_broker_redis.py",
+    f"{PACKAGE}/tests/test_broker_redis.py",
     "docs/broker-redis.md",
     f"{PACKAGE}/broker_redis.py",
 ]
 UNNEEDED[("task_broker", "redis")] = ["docs/broker-orm.md", f"{PACKAGE}/broker_orm.py"]
 UNNEEDED[("cache", "none")] = [
-    "heroku_runtime/tests/test_cache_redis.py",
-    "heroku_runtime/tests/test_cache_memcached.py",
+    f"{PACKAGE}/tests/test_cache_redis.py",
+    f"{PACKAGE}/tests/test_cache_memcached.py",
     "docs/cache-redis.md",
     "docs/cache-memcached.md",
     f"{PACKAGE}/cache_redis.py",
     f"{PACKAGE}/cache_memcached.py",
 ]
 UNNEEDED[("cache", "redis")] = [
-    "heroku_runtime/tests/test_cache_memcached.py",
+    f"{PACKAGE}/tests/test_cache_memcached.py",
     "docs/cache-memcached.md",
     f"{PACKAGE}/cache_memcached.py",
 ]
 UNNEEDED[("cache", "memcached")] = [
-    "heroku_runtime/tests/test_cache_redis.py",
+    f"{PACKAGE}/tests/test_cache_redis.py",
     "docs/cache-redis.md",
     f"{PACKAGE}/cache_redis.py",
 ]
 UNNEEDED[("use_s3_media", False)] = [
-    "heroku_runtime/tests/test_media_storage.py",
+    f"{PACKAGE}/tests/test_media_storage.py",
     "docs/s3-media.md",
     f"{PACKAGE}/media_s3.py",
 ]

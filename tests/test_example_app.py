@@ -1,8 +1,9 @@
 """The example app is the user's to delete: its folder and one line each in settings.py and urls.py, and
-the project still passes its own tests and `check --deploy` with production settings; the runtime layer
-(heroku_runtime) does not import it."""
+the project still passes its own tests and `check --deploy` with production settings, / and app.json's
+success_url answer a page that says the app runs; the runtime layer (heroku_runtime) does not import it."""
 
 import ast
+import json
 import shutil
 
 import pytest
@@ -57,13 +58,22 @@ def test_check_deploy_is_clean_without_the_example(without_example, venv_python)
 
 
 def test_migrations_and_health_without_the_example(without_example, venv_python):
-    """No migration of the example's is left behind; /health/ still answers."""
+    """No migration of the example's is left behind; /health/ still answers, and so do / and app.json's
+    success_url (the Deploy Button's "View app"): a page that says the app runs and where a view goes."""
+    success_url = json.loads((without_example / "app.json").read_text())["success_url"]
     code = (
         "import django; django.setup(); from django.core.management import call_command; "
         "call_command('migrate', verbosity=0); from django.test import Client; client = Client(HTTP_HOST='localhost'); "
         "response = client.get('/health/'); print('HEALTH', response.status_code, response.json()['status']); "
-        "print('INDEX', client.get('/').status_code)"
+        "import sys; [print('PAGE', url, (r := client.get(url)).status_code, r.content.decode().replace(chr(10), ' ')) "
+        "for url in sys.argv[1:]]"
     )
     environ = clean_environ(DJANGO_SETTINGS_MODULE=f"{without_example.name}.settings")
-    result = run([venv_python, "-c", code], cwd=without_example, env=environ)
-    assert "HEALTH 200 ok" in result.stdout and "INDEX 404" in result.stdout, result.stdout
+    result = run([venv_python, "-c", code, "/", success_url], cwd=without_example, env=environ)
+    assert "HEALTH 200 ok" in result.stdout, result.stdout
+    pages = [line.split(" ", 3) for line in result.stdout.splitlines() if line.startswith("PAGE ")]
+    assert [(url, status) for _, url, status, _ in pages] == [("/", "200"), (success_url, "200")], result.stdout
+    urls_module = f"<code>{without_example.name}/urls.py</code>"
+    for _, url, _, html in pages:
+        assert "<h1>My Heroku App runs</h1>" in html and "nothing of yours answers this address yet" in html, url
+        assert urls_module in html and "startapp" in html, url

@@ -283,7 +283,7 @@ def check_baked(project, answers, outcome):
         lines = readme.read_text().splitlines()
         assert lines[0] == f"# {recorded['project_name']}" and recorded["description"] in lines
     # The page title is the project's name, whatever quotes or backslashes it holds.
-    source = (project / "heroku_runtime/context_processors.py").read_text()
+    source = (project / recorded["project_slug"] / "settings.py").read_text()
     title = re.search(r"json\.loads\(r'''(.*)'''\)", source)
     assert json.loads(title[1]) == recorded["project_name"]
     # No answer reaches the file that nginx's buildpack renders with ERB.

@@ -55,7 +55,9 @@ def enqueue_example(request):
         log.warning("enqueue failed, broker unreachable: %s", error)
         return refused(request, html, BROKER_DOWN, 503)
     if html:
-        messages.success(request, f"Queued task {task_id} for key {key}: the worker dyno runs it.")
+        # Nothing here knows whether a worker runs (`bin/dyno web` alone starts none): say what is sure.
+        queued = f"Queued task {task_id} for key {key}: a worker dyno runs it once one is running"
+        messages.success(request, f"{queued}; its result then shows below.")
         return HttpResponseRedirect(reverse("index"))
     return JsonResponse({"task_id": task_id, "key": key}, status=202)
 

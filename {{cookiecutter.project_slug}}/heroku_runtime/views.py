@@ -1,6 +1,7 @@
 import logging
 
 import psycopg
+from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
@@ -44,4 +45,14 @@ def pgbouncer_stats(request):
             tables[what] = [(column, [row[column] for row in rows]) for column in (rows[0] if rows else ())]
     except pgbouncer.PgBouncerUnavailable as unavailable:
         error = str(unavailable)
-    return render(request, "heroku_runtime/pgbouncer.html", {"tables": tables, "error": error})
+    return render(request, "heroku_runtime/pgbouncer.html", {"tables": tables, "error": error, **titles()})
+
+
+def welcome(request):
+    """The home page until the project has one of its own: the app runs, and where a view of yours goes."""
+    urls_module = settings.ROOT_URLCONF.replace(".", "/") + ".py"
+    return render(request, "heroku_runtime/welcome.html", {"urls_module": urls_module, **titles()})
+
+
+def titles():
+    return {"project_name": settings.PROJECT_NAME}

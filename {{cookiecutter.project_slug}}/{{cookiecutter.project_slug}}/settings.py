@@ -9,6 +9,7 @@ https://docs.djangoproject.com/en/5.2/topics/settings/
 https://devcenter.heroku.com/articles/django-app-configuration
 """
 
+import json
 import os
 import re
 from pathlib import Path
@@ -22,6 +23,9 @@ from heroku_runtime import hsts
 from .env import IS_HEROKU_APP, env_addresses, env_bool, env_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# The project's name as baked (tojson keeps any quote or backslash in it as data): pages are titled with it.
+PROJECT_NAME = json.loads(r'''{{ cookiecutter.project_name | tojson }}''')
 
 # bin/dyno runs the dyno on your machine, where no router terminates TLS, and sets DJANGO_LOCAL_HTTP so that
 # a browser can use it over plain http: no https redirect, no Secure cookies, no HSTS, and only loopback
@@ -100,7 +104,6 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "heroku_runtime.context_processors.project",
             ],
         },
     },
