@@ -7,7 +7,8 @@ docs/waitress.md ("A burst of connections").
 
 The load and the dynos are the test suite's own (tests/test_web_limits.py,
 test_a_thousand_busy_connections_answered_in_bounded_time, on `bin/dyno web` with app.json's config vars):
-this runs that test once per server and round in one session, and prints its figures as a table. A
+this runs that test once per server and round in one session, under the suite's pytest settings (pytest.ini),
+reads its FIGURE lines from the run's "figures" summary and prints them as a table; with none it fails. A
 server may carry config vars after a colon, comma-separated.
 """
 
@@ -37,7 +38,7 @@ def main(argv):
         "BURST_SECONDS": str(args.seconds),
         "BURST_SERVERS": args.servers,
     }
-    command = [sys.executable, "-m", "pytest", "tests/test_web_limits.py", "-q", "-s", "-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", "tests/test_web_limits.py", "-q", "-p", "no:cacheprovider"]
     command += ["-k", "busy_connections"]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     rows = [match.groupdict() for match in FIGURE.finditer(result.stdout)]
@@ -51,8 +52,11 @@ def main(argv):
         )
     summary = result.stdout.strip().splitlines()[-1:] if result.stdout.strip() else []
     print(f"\npytest: {' '.join(summary)}")
-    if result.returncode != 0:
+    if result.returncode != 0 or not rows:
         print(result.stdout[-4000:], result.stderr[-2000:], sep="\n", file=sys.stderr)
+    if not rows:
+        print("burst.py: pytest printed no burst FIGURE lines: no figures to show", file=sys.stderr)
+        return result.returncode or 1
     return result.returncode
 
 
