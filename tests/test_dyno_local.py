@@ -15,12 +15,14 @@ import socket
 import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
 import realstack as rs
+from conftest import run
 
 
 def local_env(user, venv, **extra):
@@ -211,6 +213,55 @@ def test_configured_services_win_and_dotenv_is_read(fresh, baked_venv, user):
         assert bad.returncode == 2 and ".env, line 2: expected NAME=value" in bad.stderr
     finally:
         dotenv.unlink()
+
+
+def test_database_that_answers_nowhere_is_named_before_anything_starts(fresh, baked_venv, user):
+    """A well-formed DATABASE_URL with nothing at its host and port: bin/dyno names them within seconds and
+    starts nothing, rather than the app failing its first query through PgBouncer."""
+    port = rs.free_port()
+    env = local_env(user, baked_venv, DATABASE_URL=f"postgres://app:secret@127.0.0.1:{port}/app")
+    started = time.monotonic()
+    result = dyno_command(user, fresh, env, "web", timeout=60)
+    took = time.monotonic() - started
+    print(f"\nFIGURE unreachable DATABASE_URL refused after {took:.1f} s")
+    assert result.returncode != 0 and took < 10, (took, result.stdout[-2000:], result.stderr[-2000:])
+    assert f"DATABASE_URL points at 127.0.0.1 port {port}" in result.stderr, result.stderr
+    assert "starting" not in result.stdout and not addon_processes(fresh), result.stdout
+
+
+def test_pgbouncer_port_in_use_says_what_it_is_and_what_to_do(fresh, baked_venv, user):
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", 6000))
+        taken.listen()
+        result = dyno_command(user, fresh, local_env(user, baked_venv, PORT=rs.free_port()), "web", timeout=60)
+    assert result.returncode != 0, result.stdout[-2000:]
+    message = result.stderr
+    assert "port 6000 is in use" in message and "pgbouncer buildpack" in message, message
+    assert "stop the other bin/dyno or heroku local" in message and "ss -ltnp 'sport = :6000'" in message, message
+    assert "starting" not in result.stdout and not addon_processes(fresh), result.stdout
+
+
+def test_empty_database_url_is_a_clear_error(bake_once, venv_python):
+    """Set but empty is not unset: a sentence that says so, not dj-database-url's {} and a KeyError."""
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "DATABASE_URL": ""}
+    result = run([venv_python, "manage.py", "check"], cwd=bake_once(), env=env, check=False, timeout=120)
+    assert result.returncode != 0 and "KeyError" not in result.stderr, result.stderr[-2000:]
+    assert "DATABASE_URL is set but empty" in result.stderr, result.stderr[-2000:]
+
+
+def test_a_404_is_logged_once(bake_once, venv_python, tmp_path):
+    """With DEBUG on (runserver), Django's "django" logger would print to a console handler of its own and to
+    the root logger's: each line twice."""
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    script = (
+        "import django; django.setup(); from django.test import Client; "
+        "print(Client(HTTP_HOST='localhost').get('/no-such-page/').status_code)"
+    )
+    env["DJANGO_SETTINGS_MODULE"] = "my_heroku_app.settings"
+    result = run([venv_python, "-c", script], cwd=bake_once(), env=env, timeout=120)
+    assert result.stdout.split() == ["404"], result.stdout
+    assert result.stderr.count("Not Found: /no-such-page/") == 1, result.stderr
 
 
 def test_missing_packages_are_named(bake_once, monkeypatch):

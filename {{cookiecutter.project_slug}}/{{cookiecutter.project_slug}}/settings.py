@@ -121,6 +121,12 @@ PGBOUNCER_POOL_MODE = os.environ.get("PGBOUNCER_POOL_MODE", "{{ cookiecutter.pgb
 # PgBouncer lends a server connection only for each transaction. In session mode a kept connection would
 # hold a server connection for good, so Django closes it after each request and the pool stays shared.
 
+# Set but empty is a mistake (dj-database-url would give Django no ENGINE); unset means SQLite locally.
+if "DATABASE_URL" in os.environ and not os.environ["DATABASE_URL"].strip():
+    raise ImproperlyConfigured(
+        "DATABASE_URL is set but empty: unset it to use SQLite on your machine, or give the database's URL, "
+        "e.g. postgres://user:password@127.0.0.1:5432/app"
+    )
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
@@ -234,8 +240,20 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "{levelname} {name}: {message}", "style": "{"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "django.utils.log.AdminEmailHandler",
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+    # Django's default "django" logger also prints to a console of its own when DEBUG is on, so each of its
+    # lines (a 404's "Not Found") showed twice; here it keeps only the error reports and propagates to root's.
+    # https://docs.djangoproject.com/en/5.2/ref/logging/#default-logging-configuration
+    "loggers": {"django": {"handlers": ["mail_admins"], "level": "INFO"}},
 }
 
 # Settings of the options chosen when baking, if any: each has a module of its own beside this one (and a

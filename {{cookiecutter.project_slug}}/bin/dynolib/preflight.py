@@ -6,6 +6,8 @@ from dynolib import Fail, environment, nginx, venv_command
 from dynolib import pgbouncer as pgb
 
 APT_PACKAGE = {"nginx": "nginx", "pgbouncer": "pgbouncer", "erb": "ruby"}
+# Seconds to wait for a configured database's host to accept a TCP connection before starting anything.
+REACH_TIMEOUT = 3
 
 
 def port_busy(port, host=""):
@@ -24,6 +26,25 @@ def socket_live(path):
         return probe.connect_ex(str(path)) == 0
 
 
+def unreachable(name, url):
+    """[problem] when nothing answers at the URL's host and port, said now rather than by the app's first query
+    (libpq's connect_timeout later, its cause only in PgBouncer's log lines); [] when something does."""
+    host, port = url["host"].strip("[]"), int(url["port"])
+    try:
+        with socket.create_connection((host, port), timeout=REACH_TIMEOUT):
+            return []
+    except socket.gaierror as error:
+        why = f"the host name does not resolve ({error.strerror})"
+    except TimeoutError:
+        why = f"no answer within {REACH_TIMEOUT} s"
+    except OSError as error:
+        why = error.strerror or str(error)
+    return [
+        f"{name} points at {host} port {port}, which does not answer ({why}): is that database running and "
+        f"reachable from here? Unset {name} to have bin/dyno run a PostgreSQL of its own"
+    ]
+
+
 def check(env, uses_nginx, pgbouncer_port, app):
     """pgbouncer_port: the port this dyno's PgBouncer will listen on, or None without PgBouncer."""
     problems = []
@@ -35,11 +56,20 @@ def check(env, uses_nginx, pgbouncer_port, app):
     for name in (env.get("PGBOUNCER_URLS") or "DATABASE_URL").split() if pgbouncer_port else ():
         if env.get(name) and not pgb.URL_FORM.match(env[name]):  # unset: bin/dyno's PostgreSQL will set it
             problems.append(pgb.url_problem(name, env[name]))
+        elif env.get(name):
+            problems += unreachable(name, pgb.URL_FORM.match(env[name]))
     if uses_nginx and port_busy(int(env["PORT"])):
         problems.append(f"port {env['PORT']} (PORT) is in use: stop what listens there or set PORT")
     if pgbouncer_port and port_busy(pgbouncer_port, "127.0.0.1"):
+        where = (
+            "the port the pgbouncer buildpack gives every dyno's PgBouncer, which the app connects to"
+            if pgbouncer_port == pgb.HEROKU_PORT
+            else f"{pgb.HEROKU_PORT} + this process type's place among the Procfile's PgBouncer users"
+        )
         problems.append(
-            f"port {pgbouncer_port} is in use: is this process type already running (another bin/dyno or heroku local)?"
+            f"port {pgbouncer_port} is in use; this dyno's PgBouncer must listen there ({where}), so the port "
+            f"cannot be changed: stop the other bin/dyno or heroku local of this project, or find what "
+            f"listens with: ss -ltnp 'sport = :{pgbouncer_port}'"
         )
     if uses_nginx and socket_live(nginx.SOCKET):
         problems.append(
