@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -274,3 +275,157 @@ def test_workflow_job_runs_here(bake_once, workdir, user, postgres, pool_mode, p
     assert re.search(r"\d+ passed", test_output) and "failed" not in test_output, test_output[-3000:]
     migrations = dict((name, output) for name, _, output in outputs)["Migrations"]
     assert "No changes detected" in migrations, migrations
+
+
+# --- the migration check: each pattern docs/reliability.md lists, through the workflow's own step ----------------
+
+MIGRATION = """from django.contrib.postgres.operations import AddIndexConcurrently  # noqa: F401
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+{extra}    dependencies = [("example", "{previous}")]
+    operations = [
+{operations}
+    ]
+"""
+# name: ([operations of each migration after 0001_initial, with an optional class line], what the step says)
+UNSAFE_MIGRATIONS = {
+    "remove_field": (['migrations.RemoveField("exampleresult", "digest")'], "SeparateDatabaseAndState"),
+    "delete_model": (['migrations.DeleteModel("ExampleResult")'], "SeparateDatabaseAndState"),
+    "rename_field": (['migrations.RenameField("exampleresult", "runs", "count")'], "copy the data"),
+    "rename_model": (['migrations.RenameModel("ExampleResult", "Result")'], "copy the data"),
+    "not_null_without_db_default": (
+        ['migrations.AddField("exampleresult", "flag", models.BooleanField(default=False))'],
+        "db_default=",
+    ),
+    "alter_to_not_null": (
+        [
+            'migrations.AddField("exampleresult", "note", models.TextField(null=True))',
+            'migrations.AlterField("exampleresult", "note", models.TextField(default=""))',
+        ],
+        "NOT VALID",
+    ),
+    "alter_type": (['migrations.AlterField("exampleresult", "runs", models.CharField(max_length=9))'], "new type"),
+    "add_index": (
+        ['migrations.AddIndex("exampleresult", models.Index(fields=["runs"], name="runs_idx"))'],
+        "AddIndexConcurrently",
+    ),
+    "add_unique_field": (
+        ['migrations.AddField("exampleresult", "code", models.CharField(max_length=9, null=True, unique=True))'],
+        "AddIndexConcurrently",
+    ),
+    "add_constraint": (
+        [
+            'migrations.AddConstraint("exampleresult", models.CheckConstraint('
+            'condition=models.Q(runs__lt=10**6), name="runs_bound"))'
+        ],
+        "NOT VALID",
+    ),
+}
+SAFE_MIGRATIONS = {
+    "nullable_field": ['migrations.AddField("exampleresult", "note", models.TextField(null=True))'],
+    "db_default": ['migrations.AddField("exampleresult", "flag", models.BooleanField(db_default=False))'],
+    "new_model_with_index_and_constraint": [
+        'migrations.CreateModel("Tag", [("id", models.BigAutoField(primary_key=True)), '
+        '("name", models.CharField(max_length=9, unique=True))], options={"indexes": '
+        '[models.Index(fields=["name"], name="tag_name_idx")]})\n'
+        '        , migrations.AddConstraint("tag", '
+        'models.CheckConstraint(condition=~models.Q(name=""), name="tag_name"))'
+    ],
+    "index_concurrently": [
+        (
+            "    atomic = False\n",
+            'AddIndexConcurrently("exampleresult", models.Index(fields=["runs"], name="runs_idx"))',
+        )
+    ],
+    "two_deploys": [
+        'migrations.SeparateDatabaseAndState(state_operations=[migrations.RemoveField("exampleresult", "runs")])',
+        (
+            '    second_deploy = "the release before stopped using ExampleResult.runs"\n',
+            'migrations.SeparateDatabaseAndState(state_operations=[migrations.AddField("exampleresult", "runs", '
+            'models.PositiveIntegerField(null=True))]), migrations.RemoveField("exampleresult", "runs")',
+        ),
+    ],
+}
+
+
+def add_migrations(project, migrations):
+    """Write each entry (operations, or (class lines, operations)) as example's next migration; their names."""
+    previous, names = "0001_initial", []
+    for number, entry in enumerate(migrations, start=2):
+        extra, operations = entry if isinstance(entry, tuple) else ("", entry)
+        name = f"{number:04d}_case"
+        text = MIGRATION.format(extra=extra, previous=previous, operations=f"        {operations},")
+        (project / "example/migrations" / f"{name}.py").write_text(text)
+        previous = name
+        names.append(name)
+    return names
+
+
+def run_migration_check_step(baked, workspace, venv):
+    """The workflow's "Migrations are safe to deploy" step, as the job test runs a step, with the bake's venv
+    as actions/setup-python's (pip) or as uv's project environment, not synced again (uv: offline)."""
+    shutil.copytree(baked, workspace, ignore=shutil.ignore_patterns(".venv", "staticfiles", "__pycache__"))
+    job = yaml.safe_load((baked / ".github/workflows/ci.yml").read_text())["jobs"]["test"]
+    (step,) = [step for step in job["steps"] if step.get("name") == "Migrations are safe to deploy"]
+    return (
+        step,
+        workspace,
+        {
+            "PATH": f"{venv}/bin:{Path(UV).parent}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(workspace),
+            "LANG": "C.UTF-8",
+            "CI": "true",
+            "UV_PROJECT_ENVIRONMENT": str(venv),
+            "UV_NO_SYNC": "1",
+            "UV_OFFLINE": "1",
+            "UV_PYTHON_DOWNLOADS": "never",
+            **{name: str(value) for name, value in job["env"].items()},
+        },
+    )
+
+
+def run_step(step, workspace, env):
+    script = workspace.parent / "step.sh"
+    script.write_text(step["run"])
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("package_manager", ["pip", "uv"])
+@pytest.mark.parametrize("case", sorted(UNSAFE_MIGRATIONS))
+def test_workflow_refuses_a_migration_the_running_code_cannot_live_through(
+    bake_once, baked_venv, tmp_path, package_manager, case
+):
+    baked = bake_once(package_manager=package_manager)
+    step, workspace, env = run_migration_check_step(baked, tmp_path / baked.name, baked_venv)
+    migrations, safe_way = UNSAFE_MIGRATIONS[case]
+    names = add_migrations(workspace, migrations)
+    result = run_step(step, workspace, env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Traceback" not in output, output
+    flagged = f"example/migrations/{names[-1]}.py (example.{names[-1]}): "
+    assert flagged in output and "Safe: " in output and safe_way in output, output
+    assert 'second_deploy = "' in output, output
+
+
+@pytest.mark.parametrize("package_manager", ["pip", "uv"])
+@pytest.mark.parametrize("case", sorted(SAFE_MIGRATIONS))
+def test_workflow_accepts_the_safe_ways(bake_once, baked_venv, tmp_path, package_manager, case):
+    baked = bake_once(package_manager=package_manager)
+    step, workspace, env = run_migration_check_step(baked, tmp_path / baked.name, baked_venv)
+    add_migrations(workspace, SAFE_MIGRATIONS[case])
+    result = run_step(step, workspace, env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "safe to apply while the app runs" in output, output
+    if case == "two_deploys":
+        assert "example.0003_case: accepted as a second deploy: the release before stopped" in output, output
