@@ -35,17 +35,15 @@ def main():
         unix_socket=SOCKET,
         unix_socket_perms="660",
         # Threads share one process's memory; each holds one database connection to PgBouncer, so there are
-        # as many as the pool (heroku_runtime/pgbouncer.py). 5 and 8 threads did the same within the
-        # machine's noise on the benchmark's /bench/db/ (1400 to 1950 req/s for two dynos, two runs each at
-        # 32 and 256 clients).
+        # as many as the pool (heroku_runtime/pgbouncer.py).
+        # https://docs.pylonsproject.org/projects/waitress/en/stable/arguments.html
         threads=waitress_threads(),
         # Connections beyond connection_limit wait here, in the kernel, in the order nginx opened them (nginx
         # closes each after its response: config/nginx.conf.erb); past the backlog nginx gets a refusal and
         # answers 502 at once.
         backlog=int(os.environ.get("WAITRESS_BACKLOG", "2048")),
         # The event loop goes over every open connection on each turn, in Python, under the GIL the threads
-        # need. 100 keeps a turn short and the process far below select()'s 1,024 descriptors: with 1,000,
-        # a burst of 1,000 clients took it to 1,018 and got 8 to 23% fewer responses than with 100
+        # need. 100 keeps a turn short and the process far below select()'s 1,024 descriptors
         # (docs/waitress.md, "A burst of connections").
         connection_limit=int(os.environ.get("WAITRESS_CONNECTION_LIMIT", "100")),
         # nginx sends X-Forwarded-Proto; Django reads it through SECURE_PROXY_SSL_HEADER.
