@@ -4,29 +4,39 @@ One bake per add-on (gunicorn), built and released as on Heroku and run with `bi
 module starts itself in its network namespace, so that it can stop them (refused connections) and freeze them
 with SIGSTOP (the kernel still accepts connections, nothing answers: a partition or a failover in progress):
 
-- the cache (Redis: Debian's redis-server; MemCachier: Debian's memcached, without SASL): the home page, which
-  reads a count through the cache, still answers 200 within BOUND while the server is stopped or frozen, and
-  uses the cache again once it is back;
-- the Redis broker: the form that enqueues answers 503 with Retry-After within BOUND while Redis is stopped or
-  frozen, and once Redis is back the worker dyno, never restarted, runs the next task;
+- the cache (Redis: Debian's redis-server; MemCachier: Debian's memcached, without SASL and with it, as
+  MemCachier has it): the home page, which reads a count through the cache, still answers 200 within BOUND
+  while the server is stopped, and while it is frozen after the bake's own timeout (REDIS_TIMEOUT, or
+  MEMCACHIER_TIMEOUT once per wait the client makes) and well before one more wait; it uses the cache again
+  once the server is back;
+- the Redis broker: the form that enqueues answers 503 with Retry-After within BOUND while Redis is stopped,
+  and after REDIS_TIMEOUT (not before, and well before one more) while it is frozen; once Redis is back the
+  worker dyno, never restarted, runs the next task;
 - S3 media: moto's S3 server (moto[server] from PyPI: an S3 API in one pure-Python process on loopback, which
   a test can stop and freeze like the others; MinIO, the usual alternative, is not on the package registries
   here) through django-storages with the bake's own settings, in a process beside the web dyno with its
-  environment: a save and a read work; while the server is stopped or frozen a save fails within BOUND with
-  botocore's error, and works again once it is back;
+  environment: a save and a read work; while the server is stopped a save fails within BOUND with botocore's
+  error, while it is frozen after AWS_S3_TIMEOUT (one attempt, not two), and works again once it is back;
 - views written into the bake (not shipped) that call the cache or save an upload with no try: 503 with
-  Retry-After within BOUND (heroku_runtime.middleware.AddonUnavailableMiddleware), never a 500.
+  Retry-After (heroku_runtime.middleware.AddonUnavailableMiddleware), never a 500, within BOUND while the
+  add-on is stopped and after its timeout while it is frozen.
+
+Each timeout is read from the bake (app.json's value, else the default its settings give env_seconds()), not
+restated here.
 
 Timings go to the run's "figures" summary (CONTRIBUTING.md, "Measured figures").
 """
 
+import functools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -39,9 +49,13 @@ from conftest import figure
 
 SECRET_KEY = "addon-outages-" + "k" * 60
 HTTPS = {"X-Forwarded-Proto": "https", "Host": "localhost"}  # what Heroku's router adds
-# Far above each add-on's timeout (REDIS_TIMEOUT 2 s, MEMCACHIER_TIMEOUT 0.5 s per wait, AWS_S3_TIMEOUT 3 s),
-# far below the router's 30 s: a request that waited for redis-py's or botocore's own defaults would miss it.
+# Up and stopped (a refused connection: no wait): far above each add-on's timeout, far below the router's 30 s.
 BOUND = 5
+# Frozen: a request waits the configured timeout once per wait its client makes, then answers. The window
+# above that is 0.8 of one timeout: room for the request's own work on a loaded machine (up: under 0.7 s),
+# while one more wait (a retry, a second call, or the library's own default, every one longer than the
+# configured timeout: redis-py 5 s, python-binary-memcached 3 s, botocore 60 s) falls outside it.
+MARGIN = 0.8
 TRIES = 3  # requests per state: the first one after the change and the ones that follow
 BUCKET = "media"
 MOTO_SERVER = Path(sys.executable).with_name("moto_server")
@@ -60,13 +74,18 @@ def wait_for_port(port, seconds=15):
 class Server:
     """An add-on's server on a fixed loopback port: start, stop (refused), freeze and thaw (SIGSTOP/SIGCONT)."""
 
-    def __init__(self, argv, port, log):
-        self.argv, self.port, self.log, self.process = argv, port, log, None
+    def __init__(self, argv, port, log, env=None):
+        self.argv, self.port, self.log, self.env, self.process = argv, port, log, env, None
 
     def start(self):
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=self.env,
             )
         wait_for_port(self.port)
         return self
@@ -104,6 +123,29 @@ def memcached_server(workdir):
     return Server(
         ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", *user], port, workdir / "memcached.log"
     ).start()
+
+
+MEMCACHIER_USER, MEMCACHIER_PASSWORD = "mc-user", "mc-Pass_word-1"
+
+
+def memcachier_server(workdir, sasl_dir):
+    """Debian's memcached requiring SASL (-S), as MemCachier has it: Cyrus SASL's PLAIN mechanism against a
+    sasldb made with saslpasswd2 (Debian package sasl2-bin), in `sasl_dir`, which memcached reads as nobody."""
+    sasl_dir.chmod(0o755)
+    sasldb = sasl_dir / "sasldb2"
+    subprocess.run(
+        ["saslpasswd2", "-p", "-a", "memcached", "-c", "-f", str(sasldb), MEMCACHIER_USER],
+        input=MEMCACHIER_PASSWORD,
+        text=True,
+        check=True,
+    )
+    sasldb.chmod(0o644)
+    (sasl_dir / "memcached.conf").write_text(f"mech_list: plain\nsasldb_path: {sasldb}\n")
+    port = rs.free_port()
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    argv = ["memcached", "-S", "-l", "127.0.0.1", "-p", str(port), "-U", "0", *user]
+    env = {**os.environ, "SASL_CONF_PATH": str(sasl_dir)}
+    return Server(argv, port, workdir / "memcachier.log", env).start()
 
 
 def moto_server(workdir):
@@ -169,6 +211,31 @@ class Stack:
         return status, time.monotonic() - started, received, content
 
 
+def configured_seconds(project, name):
+    """The seconds the bake configures for `name`: app.json's value, else the default its settings give."""
+    spec = json.loads((project / "app.json").read_text())["env"].get(name, {})
+    if "value" in spec:
+        return float(spec["value"])
+    for module in sorted((project / project.name).glob("*.py")):
+        found = re.search(rf'env_seconds\("{name}", "([\d.]+)"\)', module.read_text())
+        if found:
+            return float(found[1])
+    raise AssertionError(f"{name}: no value in app.json and no env_seconds() default in the settings")
+
+
+def answers_after_waits(stack, call, expected, what, timeout, waits=(1, 1)):
+    """call() TRIES times against a frozen add-on: each answers `expected` after at least waits[0] waits of
+    `timeout`, and before waits[1] and one more (MARGIN); returns the seconds each took and the last headers."""
+    low, high = waits[0] * timeout, (waits[1] + MARGIN) * timeout
+    times = []
+    for _ in range(TRIES):
+        status, seconds, headers, body = call()
+        assert status == expected, f"{what}: {status} after {seconds:.1f} s: {body[:300]!r}"
+        assert low <= seconds < high, f"{what}: {status} in {seconds:.2f} s, not {low:g} to {high:g} s"
+        times.append(seconds)
+    return times, headers
+
+
 def answers_within_bound(stack, call, expected, what):
     """call() TRIES times: each answers `expected` within BOUND; returns the seconds each took."""
     times = []
@@ -187,9 +254,20 @@ def span(times):
 # --- the cache: the home page renders while the cache is down or hung ----------------------------------------
 
 
-def cached_count_in(kind, server):
-    """The example's cached count as the cache server holds it (Django's key: ':1:' + the view's key)."""
+COUNT_IN_CACHE = "from django.core.cache import cache; print(cache.get('example:result-count') is not None)"
+
+
+def in_dyno(stack, web, code):
+    """Python `code` run by the bake's Django beside the web dyno, with its environment: its stdout."""
+    return web.run_in_dyno([f"{stack.venv}/bin/python", "manage.py", "shell", "-c", code], timeout=60).stdout
+
+
+def cached_count_in(kind, server, stack, web):
+    """The example's cached count as the cache server holds it (Django's key: ':1:' + the view's key). A
+    server that wants SASL is asked through the bake's own client."""
     key = ":1:example:result-count"
+    if kind == "memcachier":
+        return in_dyno(stack, web, COUNT_IN_CACHE).strip().endswith("True")
     if kind == "redis":
         result = subprocess.run(
             ["redis-cli", "-p", str(server.port), "EXISTS", key], capture_output=True, text=True, timeout=10
@@ -203,22 +281,24 @@ def cached_count_in(kind, server):
     return reply.startswith(b"VALUE ")
 
 
-def cache_used_again(stack, kind, server, what, seconds=20):
+def cache_used_again(stack, web, kind, server, what, seconds=30):
     """GET / every half second, each answering 200 within BOUND, until the count is in the cache again;
     returns how long that took. python-binary-memcached waits 5 s before it connects again to a server that
     refused it."""
-    flush(kind, server)
+    flush(kind, server, stack, web)
     started = time.monotonic()
     while time.monotonic() - started < seconds:
         answers_within_bound(stack, lambda: stack.request("GET", "/"), 200, what)
-        if cached_count_in(kind, server):
+        if cached_count_in(kind, server, stack, web):
             return time.monotonic() - started
         time.sleep(0.5)
     raise AssertionError(f"{what}: the cache is not used again after {seconds} s")
 
 
-def flush(kind, server):
-    if kind == "redis":
+def flush(kind, server, stack, web):
+    if kind == "memcachier":
+        in_dyno(stack, web, "from django.core.cache import cache; cache.clear()")
+    elif kind == "redis":
         subprocess.run(["redis-cli", "-p", str(server.port), "FLUSHALL"], check=True, capture_output=True, timeout=10)
     else:
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as client:
@@ -226,20 +306,41 @@ def flush(kind, server):
             assert client.recv(100) == b"OK\r\n"
 
 
-@pytest.mark.parametrize("kind", ["redis", "memcached"])
+# Waits of the cache's timeout a GET / makes on a frozen server (fewest, most): the read of the count, then
+# (a miss) its write. redis-py: one, the read's, after which the view counts in the database.
+# python-binary-memcached (config/cache_memcached.py): a get, then Django's set and its delete of the stale
+# key, one wait each. With SASL each call on a new connection also waits for its login (the client drops
+# the connection after a timeout): 6, or 5 when a worker's first get after the freeze still has the
+# connection it logged in on before it (gunicorn's two workers each have their own).
+CACHE_WAITS = {"redis": (1, 1), "memcached": (3, 3), "memcachier": (5, 6)}
+CACHE_TIMEOUTS = {"redis": "REDIS_TIMEOUT", "memcached": "MEMCACHIER_TIMEOUT", "memcachier": "MEMCACHIER_TIMEOUT"}
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached", "memcachier"])
 def test_home_page_renders_while_the_cache_is_down_or_hung(kind, bake_once, baked_venv, user, workdir, postgres):
-    server = redis_server(workdir) if kind == "redis" else memcached_server(workdir)
+    sasl_dir, moto = Path(tempfile.mkdtemp(prefix="memcachier-sasl-")), None
     if kind == "redis":
+        server = redis_server(workdir)
         answers, env = (
             {"cache": "redis", "task_broker": "redis", "use_s3_media": True},
             {"REDIS_URL": f"redis://127.0.0.1:{server.port}/0"},
         )
         moto = moto_server(workdir)
         env |= s3_env(moto.port)
+    elif kind == "memcached":
+        server = memcached_server(workdir)
+        answers, env = {"cache": "memcached"}, {"MEMCACHIER_SERVERS": f"127.0.0.1:{server.port}"}
     else:
-        answers, env, moto = {"cache": "memcached"}, {"MEMCACHIER_SERVERS": f"127.0.0.1:{server.port}"}, None
+        server = memcachier_server(workdir, sasl_dir)
+        answers = {"cache": "memcached"}
+        env = {
+            "MEMCACHIER_SERVERS": f"127.0.0.1:{server.port}",
+            "MEMCACHIER_USERNAME": MEMCACHIER_USER,
+            "MEMCACHIER_PASSWORD": MEMCACHIER_PASSWORD,
+        }
     try:
         stack = Stack(f"cache_{kind}", answers, bake_once, baked_venv, user, workdir, postgres, **env)
+        timeout = configured_seconds(stack.project, CACHE_TIMEOUTS[kind])
         with stack.dyno("web") as web:
             web.wait_http(stack.port)
 
@@ -247,19 +348,19 @@ def test_home_page_renders_while_the_cache_is_down_or_hung(kind, bake_once, bake
                 return stack.request("GET", "/")
 
             up, _ = answers_within_bound(stack, home, 200, "cache up")
-            assert cached_count_in(kind, server), "the home page did not store its count in the cache"
+            assert cached_count_in(kind, server, stack, web), "the home page did not store its count in the cache"
 
             server.stop()
             refused, _ = answers_within_bound(stack, home, 200, f"{kind} stopped")
             server.start()
-            back = cache_used_again(stack, kind, server, f"{kind} back after a stop")
+            back = cache_used_again(stack, web, kind, server, f"{kind} back after a stop")
 
             server.freeze()
             try:
-                hung, _ = answers_within_bound(stack, home, 200, f"{kind} frozen")
+                hung, _ = answers_after_waits(stack, home, 200, f"{kind} frozen", timeout, CACHE_WAITS[kind])
             finally:
                 server.thaw()
-            thawed = cache_used_again(stack, kind, server, f"{kind} thawed")
+            thawed = cache_used_again(stack, web, kind, server, f"{kind} thawed")
             if kind == "redis":  # python-binary-memcached turns a failure into a miss itself, silently
                 assert "cache unavailable, counting in the database" in web.output, web.output[-3000:]
             record = web.stop()
@@ -275,6 +376,7 @@ def test_home_page_renders_while_the_cache_is_down_or_hung(kind, bake_once, bake
         server.stop()
         if moto:
             moto.stop()
+        shutil.rmtree(sasl_dir, ignore_errors=True)
 
 
 # --- the Redis broker and S3: one bake with both, web and worker dynos side by side --------------------------
@@ -331,6 +433,7 @@ def test_a_view_that_lets_the_error_through_answers_503_not_500(broker):
     stack, _web, redis, moto = broker
     create_bucket(moto.port)
     figures = {}
+    timeouts = {redis: "REDIS_TIMEOUT", moto: "AWS_S3_TIMEOUT"}  # one wait each: a cache read, an upload's HEAD
     for server, path in ((redis, "/careless/cache/"), (moto, "/careless/upload/")):
         status, seconds, _, body = stack.request("GET", path)
         assert status == 200, f"{path} with the add-on up: {status} {body[:300]!r}"
@@ -343,7 +446,12 @@ def test_a_view_that_lets_the_error_through_answers_503_not_500(broker):
                     create_bucket(moto.port)
                 server.freeze()
             try:
-                times, headers = answers_within_bound(stack, lambda path=path: stack.request("GET", path), 503, path)
+                call = functools.partial(stack.request, "GET", path)
+                if state == "stopped":
+                    times, headers = answers_within_bound(stack, call, 503, path)
+                else:
+                    timeout = configured_seconds(stack.project, timeouts[server])
+                    times, headers = answers_after_waits(stack, call, 503, f"{path} frozen", timeout)
             finally:
                 if state == "frozen":
                     server.thaw()
@@ -421,7 +529,8 @@ def test_enqueue_answers_503_while_redis_is_down_or_hung_and_the_worker_recovers
 
         redis.freeze()
         try:
-            hung, answered = answers_within_bound(stack, enqueue, 503, "Redis frozen")
+            timeout = configured_seconds(stack.project, "REDIS_TIMEOUT")
+            hung, answered = answers_after_waits(stack, enqueue, 503, "Redis frozen", timeout)
             assert answered.get("retry-after"), answered
         finally:
             redis.thaw()
@@ -480,8 +589,10 @@ def test_s3_uploads_fail_fast_while_the_endpoint_is_down_or_hung(broker):
     thawed = s3_round_trip(stack, web)
 
     assert refused.get("error") == "EndpointConnectionError" and refused["seconds"] < BOUND, refused
-    assert hung.get("error") in {"ReadTimeoutError", "ConnectTimeoutError"} and hung["seconds"] < BOUND, hung
-    assert hung["seconds"] > 2, f"AWS_S3_TIMEOUT (3 s) not waited for: {hung}"
+    # One attempt: a save's first request waits AWS_S3_TIMEOUT once, and fails.
+    timeout = configured_seconds(stack.project, "AWS_S3_TIMEOUT")
+    assert hung.get("error") in {"ReadTimeoutError", "ConnectTimeoutError"}, hung
+    assert timeout <= hung["seconds"] < (1 + MARGIN) * timeout, f"AWS_S3_TIMEOUT={timeout:g}: {hung}"
     for outcome in (back, thawed):
         assert outcome.get("content") == "hello from the dyno", outcome
     figure(
