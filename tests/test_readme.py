@@ -290,3 +290,57 @@ def test_connection_budget_example_prints_what_the_readme_shows(bake_once, venv_
     result = run([venv_python, *command[3:]], cwd=project, env=dyno_env, check=False)
     assert result.returncode == 1  # it does not fit
     assert (result.stdout + result.stderr).splitlines() == match[2].splitlines()
+
+
+# docs/email.md's password reset, from the admin login's link to logging in with the new password, through the
+# project's URLs and the Django test client (which collects the email instead of sending it).
+PASSWORD_RESET = r"""
+import json, re
+import django
+from django.test.utils import setup_test_environment
+django.setup()
+setup_test_environment()
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.core.management import call_command
+from django.test import Client
+
+call_command("migrate", verbosity=0)
+get_user_model().objects.create_superuser("ada", "ada@example.com", "Old-passw0rd-4821")
+client = Client(HTTP_HOST="localhost")
+shown = {"login": client.get("/admin/login/").content.decode()}
+reset = client.post("/accounts/password_reset/", {"email": "ada@example.com"})
+shown["done"] = client.get(reset["Location"]).content.decode()
+link = re.search(r"http://localhost(/accounts/reset/[^/\s]+/[^/\s]+/)", mail.outbox[0].body)[1]
+form = client.get(link)
+shown["form"] = client.get(form["Location"]).content.decode()
+new = "New-passw0rd-7163"
+saved = client.post(form["Location"], {"new_password1": new, "new_password2": new})
+shown["complete"] = client.get(saved["Location"]).content.decode()
+print(json.dumps({
+    "statuses": [reset.status_code, form.status_code, saved.status_code],
+    "locations": [reset["Location"], saved["Location"]],
+    "logs_in": Client().login(username="ada", password=new),
+    "shown": shown,
+}))
+"""
+
+
+def test_admin_password_reset_works_as_docs_email_says(bake_once, venv_python, tmp_path):
+    project = bake_once()
+    assert "/accounts/password_reset/" in (project / "docs/email.md").read_text()
+    env = {**environ(), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    env["DJANGO_SETTINGS_MODULE"] = "my_heroku_app.settings"
+    result = run([venv_python, "-c", PASSWORD_RESET], cwd=project, env=env, timeout=120)
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["statuses"] == [302, 302, 302], outcome["statuses"]
+    assert outcome["locations"] == ["/accounts/password_reset/done/", "/accounts/reset/done/"]
+    assert outcome["logs_in"]
+    shown = outcome["shown"]
+    assert (
+        'href="/accounts/password_reset/"' in shown["login"] and "Forgotten your login credentials?" in shown["login"]
+    )
+    assert 'name="new_password1"' in shown["form"]
+    # The admin's templates, headed with the project's name rather than "Django administration".
+    for page in shown.values():
+        assert "My Heroku App" in page and "Django administration" not in page
