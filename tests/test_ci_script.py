@@ -29,7 +29,7 @@ def test_readme_command_1_installs_what_a_fresh_image_lacks_and_never_pip_instal
     assert steps[0] == "sudo apt-get update"
     install = shlex.split(steps[1])
     assert install[:4] == ["sudo", "apt-get", "install", "-y"] and {"python3-venv", "pipx"} <= set(install)
-    assert steps[2].startswith("pipx run cookiecutter --no-input gh:")
+    assert steps[2].startswith("pipx run cruft create --no-input https://github.com/")
     # pip is only ever the project's venv pip: PEP 668 refuses the system one, and fresh images have none.
     for step in steps:
         words = shlex.split(step)

@@ -2,7 +2,8 @@
 a new user's machine needs nothing else.
 
 - Command 1 runs as a cloud image's ordinary user (sudo without password, as cloud-init sets it up) with a
-  copy of this checkout in place of `gh:org/heroku-django` (GitHub is not reachable from every CI machine).
+  copy of this checkout, made a git repository for cruft to clone, in place of the GitHub address (GitHub
+  is not reachable from every CI machine).
   Everything up to `runserver` runs as written; `runserver` then runs in a network namespace of its own
   (port 8000 on this machine may be anyone's) and `/` and `/health/` must answer 200.
 - Command 2 runs from a clone under /root (mode 700, closed to the dyno user) with a subset of the suite
@@ -69,9 +70,16 @@ def test_readme_command_1_bakes_and_serves_on_a_clean_debian_12(fresh_root):
     home = f"/home/{freshroot.CLOUD_USER}"
     freshroot.copy_checkout(ROOT, root / home.lstrip("/") / "heroku-django")
     freshroot.run_in_root(root, f"chown -R {freshroot.CLOUD_USER}: {home}/heroku-django")
+    # cruft clones the template with git: the copy becomes a repository, as a clone of GitHub's would be.
+    identity = "-c user.name=admin -c user.email=admin@localhost -c commit.gpgsign=false"
+    freshroot.run_in_root(
+        root,
+        f"cd ~/heroku-django && git init -q && git add -A && git {identity} commit -q -m template",
+        user=freshroot.CLOUD_USER,
+    )
     command = readme_commands()["1"]
-    assert "gh:org/heroku-django" in command
-    steps = command.replace("gh:org/heroku-django", "~/heroku-django").split(" && ")
+    assert "https://github.com/org/heroku-django" in command
+    steps = command.replace("https://github.com/org/heroku-django", "~/heroku-django").split(" && ")
     serve = steps.pop()
     assert serve == ".venv/bin/python manage.py runserver"
     cd = next(step for step in steps if step.startswith("cd "))
