@@ -11,7 +11,7 @@ local runner itself.
 - waitress is one process: nothing replaces it, its memory grows by what the view keeps, and no request
   fails; the dyno's limit is its only limit (docs/reliability.md, "Memory").
 
-Figures go to the run's "figures" summary; docs/reliability.md quotes them.
+Figures go to the run's "figures" summary; CONTRIBUTING.md ("Measured figures") quotes them.
 """
 
 import json

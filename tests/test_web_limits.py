@@ -10,8 +10,8 @@ ordinary user against a throwaway PostgreSQL, with app.json's config vars; see r
 - 1,000 connections all busy for 10 s (a page 60%, the static file 30%, /health/ 10%) and 10 slow readers:
   every response a 200, none later than 15 s (half the router's 30 s) nor far later than the median; on
   waitress, the connections it holds from nginx peak just under its connection_limit, never above. The figures
-  per server (p50, p99) are in the baked docs/waitress.md; benchmarks/burst.py runs this test, servers
-  alternating;
+  per server (p50, p99) are in CONTRIBUTING.md ("Measured figures"); benchmarks/burst.py runs this test for
+  them;
 - the request id in nginx's l2met access line is quoted, so a client can't add its own key=value pairs;
 - nginx's own error responses (400, 413) carry X-Content-Type-Options and, over HTTPS, the same
   Strict-Transport-Security as Django's responses, while Django's responses carry each header once.
@@ -225,7 +225,7 @@ BUSY_SECONDS = float(os.environ.get("BURST_SECONDS", "10"))
 # No request may wait anywhere near the router's 30 s (H12): half of it, whatever the machine's load. And
 # none may wait far longer than the others: a saturated server's clients all wait about the same
 # (connections / requests a second), while requests starved behind others (connections waiting in a
-# backlog behind kept ones: docs/waitress.md) waited 12 to 20 s with the median at 0.3 s. Fair runs on a
+# backlog behind kept ones: benchmarks/README.md) waited 12 to 20 s with the median at 0.3 s. Fair runs on a
 # loaded machine: slowest 1.3 to 2.8 times the median.
 WAIT_BOUND = 15
 FAIRNESS = 4
