@@ -32,6 +32,9 @@ TAKEN_NAMES = set(
     pytest pytest_django py pluggy iniconfig pygments ruff pip setuptools pkg_resources typing_extensions
     """.split()
 )
+# cookiecutter.json's project_slug when project_name has no ASCII letter or digit to make it from ("🚀🚀🚀", "."):
+# a placeholder the hook refuses, rather than a working name the owner never chose.
+SLUG_PLACEHOLDER = "name_your_package"
 # Characters that change the direction of the text around them or are invisible: in a name or description
 # they make README.md and app.json read differently from what they are (Trojan Source, CVE-2021-42574).
 # Unicode's format characters (category Cf) are all of these: U+200B..U+200F, U+202A..U+202E,
@@ -85,9 +88,15 @@ def check_project_slug(answers):
     """The slug names the Python package, so it must import cleanly and shadow nothing.
 
     Valid: my_app, shop2, heroku_site, match. Invalid: my-app, "my app", 2shop, MyApp, _app, a/b, ünïcode_café,
-    class, django, test, json, example, a name over 30 characters.
+    class, django, test, json, example, a name over 30 characters, the placeholder a project_name without
+    ASCII letters or digits ("🚀🚀🚀") leaves.
     """
     slug, name = answers["project_slug"], answers["project_name"]
+    if slug == SLUG_PLACEHOLDER and isinstance(name, str) and name.strip():
+        raise ValueError(
+            f"project_name {show(name)} has no ASCII letter or digit to make the package name from; "
+            f"give project_slug too, e.g. project_slug=my_app"
+        )
     shown = show(slug)
     if slug == str(name).lower().strip().replace(" ", "_").replace("-", "_"):
         shown += f" (made from project_name {show(name)}; set project_slug to choose another)"

@@ -31,6 +31,7 @@ from cookiecutter.main import cookiecutter
 from cookiecutter.prompt import prompt_for_config
 from cookiecutter.utils import create_env_with_context
 from jinja2 import TemplateSyntaxError
+from markupsafe import escape
 
 from conftest import ROOT, SCHEMA_FILES
 
@@ -150,6 +151,7 @@ CASES = [
     case("description-backslashes", {"description": "C:\\new\\table \\u0041 \\n ends with \\"}, Baked()),
     case("description-python-injection", {"description": '"""; import os; os.system("exit 3"); """'}, Baked()),
     case("description-html-erb", {"description": "<%= ENV['PORT'] %> </script><script>&amp;"}, Baked()),
+    case("description-html", {"description": 'An <img src=x onerror="alert(1)"> <b>bold</b> app'}, Baked()),
     case("description-unicode", {"description": "Ünïcode — “smart quotes” 日本語 🍪"}, Baked()),
     case(
         "description-jinja-raw",
@@ -218,10 +220,13 @@ CASES = [
     case(
         "name-dot",
         {"project_name": "."},
-        Baked(recorded={"project_slug": "my_app"}, name="my_app")
+        Refused("project_name", "e.g. project_slug=my_app")
         if SLUGIFIED
         else RefusedByCookiecutter(OutputDirExistsException, "already exists"),
     ),
+    # No ASCII letter or digit to make a slug from: refused, not silently baked under a name nobody chose.
+    case("name-emoji-only", {"project_name": "🚀🚀🚀"}, Refused("project_name", "e.g. project_slug=my_app")),
+    case("name-emoji-only-with-slug", {"project_name": "🚀🚀🚀", "project_slug": "rockets"}, Baked(name="rockets")),
     # Python 3.11 says "embedded null byte", 3.13 "embedded null character in path"
     case("slug-nul", {"project_slug": "a\x00b"}, RefusedByCookiecutter(ValueError, ("null byte", "null character"))),
     case(
@@ -279,9 +284,11 @@ def check_baked(project, answers, outcome):
     assert set(parse_procfile(project / "Procfile")) == expected_processes
     readme = project / "README.md"
     if readme.exists():
-        # One line each, so the title stays one heading and the description one paragraph.
+        # One line each, so the title stays one heading and the description one paragraph; HTML-escaped, so
+        # Markdown shows the text the owner typed rather than rendering it as markup.
         lines = readme.read_text().splitlines()
-        assert lines[0] == f"# {recorded['project_name']}" and recorded["description"] in lines
+        assert lines[0] == f"# {escape(recorded['project_name'])}" and escape(recorded["description"]) in lines
+        assert "<" not in lines[0] + lines[2] and ">" not in lines[0] + lines[2]
     # The page title is the project's name, whatever quotes or backslashes it holds.
     source = (project / recorded["project_slug"] / "settings.py").read_text()
     title = re.search(r"json\.loads\(r'''(.*)'''\)", source)
@@ -477,6 +484,12 @@ REFUSALS = [
     ),
     ("check_project_slug", {"project_slug": ["my_app"]}, "not a Python package name", "e.g. my_app"),
     ("check_project_slug", {"project_name": "Hi!", "project_slug": "hi!"}, 'made from project_name "Hi!"', "e.g. hi"),
+    (
+        "check_project_slug",
+        {"project_name": "🚀🚀🚀", "project_slug": "name_your_package"},
+        'project_name "🚀🚀🚀" has no ASCII letter or digit',
+        "e.g. project_slug=my_app",
+    ),
     ("check_texts", {"project_name": ""}, 'project_name "" is empty', "e.g. My Heroku App"),
     ("check_texts", {"project_name": None}, "project_name null is not text", "e.g. My Heroku App"),
     ("check_texts", {"description": "a\nb"}, 'description "a\\nb" contains a newline', "e.g. A Django app on Heroku"),
@@ -575,6 +588,12 @@ ACCEPTED = [
     ("check_combinations", {"task_broker": "redis", "use_worker": True}),
     ("check_combinations", {"task_broker": "orm", "use_worker": False}),
 ]
+
+
+def test_slug_placeholder_is_cookiecutter_jsons_fallback(hook):
+    """The hook refuses exactly what cookiecutter.json's project_slug falls back to."""
+    template = json.loads((ROOT / "cookiecutter.json").read_text())["project_slug"]
+    assert template.endswith(f"or '{hook.SLUG_PLACEHOLDER}' }}}}"), template
 
 
 def test_hook_choices_are_what_cookiecutter_json_offers(hook):

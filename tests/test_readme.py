@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 from functools import cache
 
 import pytest
@@ -48,6 +49,8 @@ READ_ELSEWHERE = {
     "AWS_SECRET_ACCESS_KEY": "boto3, from the environment",
     "FORWARDED_ALLOW_IPS": "gunicorn; the Python buildpack exports it on every dyno, and bin/dyno does too",
     "UV_PYTHON_DOWNLOADS": "uv (docs/uv.md)",
+    "UV_PYTHON": "uv: the Python every uv command uses (README.md, docs/uv.md)",
+    "HOME": "the shell: where the README puts uv's own virtualenv",
 }
 ENVIRON_READS = [
     re.compile(r"""environ(?:\.get)?[\[(]\s*["']([A-Z][A-Z0-9_]*)["']"""),  # os.environ.get("X"), environ["X"]
@@ -290,6 +293,36 @@ def test_connection_budget_example_prints_what_the_readme_shows(bake_once, venv_
     result = run([venv_python, *command[3:]], cwd=project, env=dyno_env, check=False)
     assert result.returncode == 1  # it does not fit
     assert (result.stdout + result.stderr).splitlines() == match[2].splitlines()
+
+
+def bash_lines(text, section):
+    """The lines of the bash blocks in the README section that starts with `section`, in order."""
+    body = text.split(section, 1)[1].split("\n## ", 1)[0]
+    return [line for block in re.findall(r"```bash\n(.*?)```", body, re.S) for line in block.splitlines() if line]
+
+
+def test_uv_bake_sets_up_with_only_the_systems_python(bake_once, tmp_path):
+    """The uv bake's "Run it locally", then docs/uv.md's test and lint commands, in one shell as a new user
+    types them: HOME empty, no uv installed, only /usr/bin's python3 (Debian 12's 3.11, not the 3.14 of
+    .python-version), and uv never downloading a Python, so every uv command must use the one named."""
+    project = tmp_path / "uv_app"
+    shutil.copytree(bake_once(package_manager="uv"), project, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+    readme, doc = (project / "README.md").read_text(), (project / "docs/uv.md").read_text()
+    lines = bash_lines(readme, "## Run it locally\n") + bash_lines(doc, "## Install, test, lint\n")
+    assert lines[0].startswith("python3 -m venv ") and "pip install uv" in lines[0], lines
+    assert not any("pip install uv" in line and "bin/pip" not in line for line in lines), "pip outside a venv"
+    script = "\n".join(["set -ex", *(line.replace("manage.py runserver", "manage.py check") for line in lines)])
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", "UV_PYTHON_DOWNLOADS": "never"}
+    # This machine's way to PyPI (a proxy, its certificates), which a user's machine has set up its own way.
+    env |= {key: value for key, value in os.environ.items() if re.search(r"PROXY|SSL_CERT|^PIP_", key, re.I)}
+    result = run(["bash", "-c", script], cwd=project, env=env, timeout=900, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert "passed" in result.stdout and "failed" not in result.stdout, result.stdout[-2000:]
+    version = run([str(project / ".venv/bin/python"), "-c", "import sys; print(sys.version_info[:2])"]).stdout
+    system = run(["/usr/bin/python3", "-c", "import sys; print(sys.version_info[:2])"]).stdout
+    assert version == system
 
 
 # docs/email.md's password reset, from the admin login's link to logging in with the new password, through the
