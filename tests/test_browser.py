@@ -34,6 +34,7 @@ CHROMIUM_FLAGS = [
     "--hide-scrollbars",  # screenshots of the page itself, at the window's full width
 ]
 WIDTH = 1280  # a laptop's browser window: the pages must fit it
+PHONE_WIDTH = 390  # a phone's (an iPhone 12 to 15's CSS pixels)
 ADMIN, ADMIN_EMAIL, ADMIN_PASSWORD = "admin", "admin@example.com", "Browser-test-passw0rd-9731"
 ROOT_USER = rs.User("root", 0, 0, "/root")
 
@@ -210,6 +211,7 @@ def test_admin_login_and_the_staff_pgbouncer_page(readme_run, browser):
     url = readme_run["url"]
     browser.get(f"{url}pgbouncer/")
     assert browser.current_url.startswith(f"{url}admin/login/"), "the staff page was shown without a login"
+    assert "The PgBouncer page is for staff" in browser.page_source, "the login page does not say why it shows"
     browser.find_element(By.NAME, "username").send_keys(ADMIN)
     browser.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
@@ -228,10 +230,26 @@ def test_admin_login_and_the_staff_pgbouncer_page(readme_run, browser):
     figure("pgbouncer page", f"viewport={viewport} page={page} widest_table_right={widest:.0f} px")
     assert png_size(screenshot)[0] == viewport == WIDTH, png_size(screenshot)
     assert page <= viewport and widest <= viewport, f"the PgBouncer page is {page} px wide, its tables {widest:.0f}"
+    assert "Server connections in use" in browser.page_source and '<a href="/">Home</a>' in browser.page_source
+    # On a phone too: nothing wider than the screen, and no figure broken over two lines.
+    browser.set_window_size(PHONE_WIDTH, 900)
+    try:
+        browser.refresh()
+        viewport, page, broken = browser.execute_script(
+            "const lines = td => { const r = document.createRange(); r.selectNodeContents(td);"
+            " return new Set(Array.from(r.getClientRects()).map(rect => Math.round(rect.top))).size; };"
+            "return [document.documentElement.clientWidth, document.documentElement.scrollWidth,"
+            " Array.from(document.querySelectorAll('td')).filter(td => lines(td) > 1).map(td => td.textContent)]"
+        )
+        print(f"\nFIGURE pgbouncer page at {PHONE_WIDTH} px: viewport={viewport} page={page} wrapped={len(broken)}")
+        assert viewport == PHONE_WIDTH and page <= viewport and not broken, (viewport, page, broken)
+    finally:
+        browser.set_window_size(WIDTH, 900)
     session = browser.get_cookie("sessionid")
     assert session and session["secure"] is False
     browser.get(f"{url}admin/")
     assert "Site administration" in browser.page_source
+    assert browser.title == "Site administration | My Heroku App"  # the project's name, not Django's
     assert "Example results" in browser.page_source  # the example app's model is in the admin
 
 

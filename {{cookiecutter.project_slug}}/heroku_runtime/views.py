@@ -2,6 +2,7 @@ import logging
 
 import psycopg
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
@@ -32,8 +33,15 @@ def health(request):
     return JsonResponse({"status": "ok", "database": connection.vendor})
 
 
-@staff_member_required
 def pgbouncer_stats(request):
+    """The staff page; an anonymous visitor is sent to the admin's login, with a line that says why."""
+    if request.user.is_anonymous:
+        messages.info(request, "The PgBouncer page is for staff: log in with a staff account to see it.")
+    return pgbouncer_stats_for_staff(request)
+
+
+@staff_member_required
+def pgbouncer_stats_for_staff(request):
     """SHOW STATS and SHOW POOLS, for staff only: pool sizes and client waits are operational secrets.
 
     Each table is shown turned on its side, a line per column and a column per pool: PgBouncer's rows are
