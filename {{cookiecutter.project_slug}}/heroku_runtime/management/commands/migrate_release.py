@@ -140,7 +140,8 @@ class Command(MigrateCommand):
             lines.append(f"(who held the lock could not be read: {error})")
             holders = []
         for relation, mode, pid, state, age, query in holders:
-            lines.append(f"  held on {relation}: {mode} by pid {pid} ({state}, transaction open {age}): {query}")
+            detail = f"{state}, transaction open {age}" if state else "a session of another role"
+            lines.append(f"  held on {relation}: {mode} by pid {pid} ({detail}): {query}")
         if not holders and names:
             lines.append("  (its holder has gone since)")
         return "\n".join(lines)
