@@ -5,6 +5,7 @@ breaking the other. The one name the server configs give the project package is 
 ("<package>.wsgi:application"), as a string, which is how every WSGI server is pointed at an application."""
 
 import ast
+import re
 import shutil
 
 import pytest
@@ -69,3 +70,31 @@ def test_an_import_of_the_owners_is_found(bake_once, tmp_path):
         f"heroku_runtime/checks.py imports {source.name}.env",
         "bin/dynolib/nginx.py imports example.views",
     ]
+
+
+WHOSE = re.compile(r"^- (The template's|Yours|Both)[^:]*: (.*?)(?=^- |\Z)", re.MULTILINE | re.DOTALL)
+NOT_LISTED = {".cruft.json"}  # cruft's own record, written by cruft create
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS, ids=answers_id)
+def test_the_docs_say_whose_each_file_is(bake_once, answers):
+    """docs/files.md, linked from the README: each file it names is in the bake, each top-level entry of the
+    bake is in one list, and the directories whose imports are checked above are the template's."""
+    project = bake_once(**answers)
+    assert "(docs/files.md)" in (project / "README.md").read_text()
+    section = (project / "docs" / "files.md").read_text()
+    lists = {owner: re.findall(r"`([^`]+)`", text) for owner, text in WHOSE.findall(section)}
+    assert set(lists) == {"The template's", "Yours", "Both"}, section
+    package = project / project.name
+    named = {}
+    for owner, names in lists.items():
+        for name in names:
+            path = project / name if (project / name).exists() else package / name
+            assert path.exists(), f"{owner} list names {name}, which the bake lacks"
+            assert path not in named, f"{name} is in two lists"
+            named[path] = owner
+    top = {path for path in project.iterdir() if path.name not in NOT_LISTED and path != package}
+    assert top - set(named) == set(), "not in any list"
+    assert set(package.iterdir()) - {package / "__init__.py"} - set(named) == set(), "not in any list"
+    for directory in TEMPLATE_DIRS:
+        assert named[project / directory] == "The template's"
