@@ -1,6 +1,9 @@
 """heroku_runtime's qcluster command: the cluster stops when every one of its processes gets SIGTERM, as on Heroku."""
 
+import contextlib
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -106,3 +109,119 @@ def group_alive(group, wait):
         if time.monotonic() > deadline:
             return True
         time.sleep(0.1)
+
+
+# What the command is for, against whatever django-q2 is installed: each test runs the cluster as a dyno does.
+
+
+@contextlib.contextmanager
+def running_cluster(tmp_path, environ, **extra):
+    """`manage.py qcluster` in its own process group, once it says it runs; killed at the end, whatever happened."""
+    output = tmp_path / "qcluster.log"
+    with open(output, "w") as log:
+        cluster = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=PROJECT_DIR,
+            env={**environ, **extra},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        assert wait_for(lambda: " running." in output.read_text(), 60), output.read_text()
+        yield cluster, output
+    finally:
+        try:
+            os.killpg(cluster.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        cluster.wait(10)
+
+
+def wait_for(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def manage_shell(environ, code):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=PROJECT_DIR,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()[-1]  # after shell's own line on what it imported
+
+
+def enqueue(environ, func, *args):
+    return manage_shell(environ, f"from django_q.tasks import async_task; print(async_task({func!r}, *{args!r}))")
+
+
+def results(environ):
+    """{task id: success} of every task the cluster finished."""
+    code = (
+        "import json; from django_q.models import Task; "
+        "print(json.dumps(dict(Task.objects.values_list('id', 'success'))))"
+    )
+    return json.loads(manage_shell(environ, code))
+
+
+def process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_as_heroku_does(cluster, output):
+    os.killpg(cluster.pid, signal.SIGTERM)
+    cluster.wait(timeout=20)
+    assert cluster.returncode == 0, output.read_text()
+
+
+def test_sigterm_to_every_process_loses_no_task(tmp_path, cluster_environment):
+    """A task running when the dyno stops finishes (well within Q_SHUTDOWN_TIMEOUT) and its result is saved."""
+    with running_cluster(tmp_path, cluster_environment, Q_POLL="0.2") as (cluster, output):
+        task = enqueue(cluster_environment, "time.sleep", 2)
+        assert wait_for(lambda: "processing" in output.read_text(), 20), output.read_text()
+        stop_as_heroku_does(cluster, output)
+    assert results(cluster_environment) == {task: True}, output.read_text()
+
+
+def test_a_killed_idle_worker_is_replaced_and_the_next_task_runs(tmp_path, cluster_environment):
+    """django-q2 alone would start a worker that waits forever on the dead one's queue lock."""
+    with running_cluster(tmp_path, cluster_environment, Q_POLL="0.2") as (cluster, output):
+        workers = re.findall(r"ready for work at (\d+)", output.read_text())
+        assert workers, output.read_text()
+        os.kill(int(workers[0]), signal.SIGKILL)  # as the kernel's OOM killer would
+        assert wait_for(lambda: output.read_text().count(" running.") == 2, 30), output.read_text()
+        assert "replacing the cluster" in output.read_text()
+        task = enqueue(cluster_environment, "math.sqrt", 9)
+        assert wait_for(lambda: results(cluster_environment).get(task), 30), output.read_text()
+        stop_as_heroku_does(cluster, output)
+
+
+def test_a_task_stuck_in_c_is_ended_and_the_next_task_runs(tmp_path, cluster_environment):
+    """A billion rounds of PBKDF2 run in OpenSSL's C, where django-q2's SIGALRM timeout never lands (its handler
+    runs only between Python bytecodes)."""
+    with running_cluster(tmp_path, cluster_environment, Q_POLL="0.2", Q_TIMEOUT="1", Q_WORKERS="1") as (
+        cluster,
+        output,
+    ):
+        enqueue(cluster_environment, "hashlib.pbkdf2_hmac", "sha256", b"key", b"salt", 10**9)
+        assert wait_for(lambda: "'hashlib.pbkdf2_hmac'" in output.read_text(), 20), output.read_text()
+        name = re.search(r"(\S+) processing \S+ 'hashlib.pbkdf2_hmac'", output.read_text())[1]
+        stuck = int(re.search(rf"{name} ready for work at (\d+)", output.read_text())[1])
+        assert wait_for(lambda: "qcluster: killed worker" in output.read_text(), 30), output.read_text()
+        assert wait_for(lambda: not process_exists(stuck), 5), f"worker {stuck} still runs its task"
+        task = enqueue(cluster_environment, "math.sqrt", 9)
+        assert wait_for(lambda: results(cluster_environment).get(task), 30), output.read_text()
+        stop_as_heroku_does(cluster, output)
