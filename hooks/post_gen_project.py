@@ -73,7 +73,7 @@ UNNEEDED[("package_manager", "uv")] = ["requirements.txt", "requirements-dev.txt
 REPLACED = {("package_manager", "uv"): {".github/workflows/ci-uv.yml": ".github/workflows/ci.yml"}}
 INSTALL = {
     "pip": "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt",
-    "uv": "uv sync             # uv from PyPI: pip install uv",
+    "uv": "uv sync             # uv, and UV_PYTHON for Debian's Python: README.md, Run it locally",
 }
 RUN = {"pip": ".venv/bin/python", "uv": "uv run python"}
 

@@ -13,6 +13,7 @@ import re
 import shutil
 import socket
 import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -262,6 +263,56 @@ def test_a_404_is_logged_once(bake_once, venv_python, tmp_path):
     result = run([venv_python, "-c", script], cwd=bake_once(), env=env, timeout=120)
     assert result.stdout.split() == ["404"], result.stdout
     assert result.stderr.count("Not Found: /no-such-page/") == 1, result.stderr
+
+
+def test_s3_bake_runs_locally_as_docs_s3_media_says(bake_once, baked_venv, user, workdir):
+    """docs/s3-media.md's local run: moto's S3 server (the one the tests install) in place of its first two
+    lines, then its .env lines and bucket as written, and bin/dyno web serves; an upload lands in the bucket."""
+    import boto3
+
+    project = rs.prepare_project(bake_once(use_s3_media=True), workdir / "s3", user, baked_venv, build=False)
+    doc = (project / "docs/s3-media.md").read_text().split("## Locally", 1)[1].split("\n## ", 1)[0]
+    lines = re.search(r"```bash\n(.*?)```", doc, re.S)[1].replace("\\\n", "").splitlines()
+    assert "moto[server]" in lines[0] and "moto_server -H 127.0.0.1 -p 9000" in lines[1], lines
+    moto_log = open(workdir / "s3-moto.log", "wb")
+    moto = subprocess.Popen(
+        [Path(sys.executable).with_name("moto_server"), "-H", "127.0.0.1", "-p", "9000"],
+        stdout=moto_log,
+        stderr=subprocess.STDOUT,
+    )
+    env = local_env(user, baked_venv, PORT=rs.free_port())
+    try:
+        deadline = time.monotonic() + 30
+        while not plain_get(9000)[0]:
+            assert time.monotonic() < deadline and moto.poll() is None, "moto_server did not start"
+            time.sleep(0.2)
+        for line in lines[2:-1]:
+            result = rs.run_as(user, ["bash", "-c", line], env=env, cwd=project, check=False, timeout=300)
+            assert result.returncode == 0, (line, result.stdout[-2000:], result.stderr[-2000:])
+        assert lines[-1] == "bin/dyno web"
+        with rs.Dyno(project, "web", env, user, workdir / "s3-web.log") as web:
+            wait_plain_200(web, env["PORT"])
+            script = (
+                "from django.core.files.base import ContentFile; "
+                "from django.core.files.storage import default_storage; "
+                "print('SAVED', default_storage.save('local.txt', ContentFile(b'from bin/dyno')))"
+            )
+            upload = dyno_command(user, project, env, "run", "python", "manage.py", "shell", "-c", script)
+            assert upload.returncode == 0 and "SAVED local" in upload.stdout, upload.stdout[-2000:] + upload.stderr
+            record = web.stop()
+        assert record["returncode"] == 0 and not record["leftovers"], record
+        s3 = boto3.client(
+            "s3",
+            endpoint_url="http://127.0.0.1:9000",
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        assert [item["Key"] for item in s3.list_objects_v2(Bucket="media")["Contents"]] == ["local.txt"]
+    finally:
+        moto.terminate()
+        moto.wait(30)
+        moto_log.close()
 
 
 def test_missing_packages_are_named(bake_once, monkeypatch):
