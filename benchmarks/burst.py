@@ -1,5 +1,5 @@
-"""A burst of 1,000 busy connections on each server's web dyno, servers alternating: the figures of the baked
-docs/waitress.md ("A burst of connections").
+"""A burst of 1,000 busy connections on each server's web dyno, rounds of each in one session: the figures
+CONTRIBUTING.md quotes ("Measured figures", "A burst of connections") for the baked docs/waitress.md.
 
     sudo .venv/bin/python benchmarks/burst.py                      # 2 rounds of 20 s per server, about 5 minutes
     sudo .venv/bin/python benchmarks/burst.py --rounds 3 --seconds 10
@@ -42,7 +42,7 @@ def main(argv):
     command += ["-k", "busy_connections"]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     rows = [match.groupdict() for match in FIGURE.finditer(result.stdout)]
-    print(f"1,000 busy connections for {args.seconds:g} s, {args.rounds} round(s), servers alternating\n")
+    print(f"1,000 busy connections for {args.seconds:g} s, {args.rounds} round(s) per server in one session\n")
     print("| server | responses | statuses | p50 | p99 | slowest |")
     print("|---|---|---|---|---|---|")
     for row in rows:

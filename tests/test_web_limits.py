@@ -46,7 +46,7 @@ RESPONSE_TIMEOUT = 60  # per response: liveness only (nginx gives the app 30 s, 
 
 
 # The burst benchmark (benchmarks/burst.py) runs each of BURST_SERVERS ("server" or "server:VAR=value,...",
-# separated by spaces) BURST_ROUNDS times, alternating, in one session.
+# separated by spaces) BURST_ROUNDS times in one session (pytest groups each server's rounds together).
 DYNOS = os.environ.get("BURST_SERVERS", " ".join(SERVERS)).split()
 ROUNDS = int(os.environ.get("BURST_ROUNDS", "1"))
 STARTS = itertools.count(1)
