@@ -15,7 +15,7 @@ that table runs in a new release phase:
   requests fail from then on; the two-deploy version lint_migrations accepts fails none.
 
 DATABASE_STATEMENT_TIMEOUT is 3s here (25s on a dyno) and RELEASE_LOCK_TIMEOUT 1s (5s by default), so that
-the test waits seconds. The figures are printed (pytest -s) and quoted in the baked docs/reliability.md.
+the test waits seconds. The figures go to the run's "figures" summary.
 """
 
 import json
@@ -30,7 +30,7 @@ import pytest
 from uv import find_uv_bin
 
 import realstack as rs
-from conftest import SYSTEM_PYTHON, run
+from conftest import SYSTEM_PYTHON, figure, run
 
 UV = find_uv_bin()
 HTTPS = {"X-Forwarded-Proto": "https", "Host": "localhost"}
@@ -71,11 +71,6 @@ STATE_ONLY_FIELD = (
     "migrations.SeparateDatabaseAndState(state_operations=[migrations.AddField("
     '"exampleresult", "digest", models.CharField(max_length=64, null=True))]), '
 )
-
-
-def report(what, **figures):
-    shown = ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items())
-    print(f"\nFIGURE {what}: {shown}", flush=True)
 
 
 class Client(threading.Thread):
@@ -296,7 +291,7 @@ def test_a_lock_wait_in_the_release_phase_is_bounded_and_the_page_keeps_answerin
         reader.end()
     unbounded = client.figures()
     what = f"unbounded lock wait (RELEASE_LOCK_TIMEOUT=0, the ALTER waiting {3 * STATEMENT_TIMEOUT} s)"
-    report(what, release_exit=status, **unbounded)
+    figure(what, release_exit=status, **unbounded)
     assert status == 0, output[-3000:]
     assert unbounded["failed"] >= 2 and unbounded["failures"].get(500) == unbounded["failed"], client.results
     assert unbounded["slowest_s"] >= STATEMENT_TIMEOUT, client.results
@@ -313,7 +308,7 @@ def test_a_lock_wait_in_the_release_phase_is_bounded_and_the_page_keeps_answerin
     finally:
         reader.end()
     held = client.figures()
-    report("bounded, lock held for good (2 tries)", release_exit=result.returncode, release_s=elapsed, **held)
+    figure("bounded, lock held for good (2 tries)", release_exit=result.returncode, release_s=elapsed, **held)
     assert result.returncode == 1, result.stdout + result.stderr
     message = result.stderr
     assert "Traceback" not in message, message
@@ -337,7 +332,7 @@ def test_a_lock_wait_in_the_release_phase_is_bounded_and_the_page_keeps_answerin
     finally:
         reader.end()
     moment = client.figures()
-    report("bounded, lock held for a moment (Procfile release line)", release_exit=status, **moment)
+    figure("bounded, lock held for a moment (Procfile release line)", release_exit=status, **moment)
     assert status == 0 and "Try 1 of 4 gave up on a lock" in output, output[-3000:]
     assert "note2" in stack.columns()
     assert moment["failed"] == 0 and moment["slowest_s"] < LOCK_TIMEOUT + 1.5, client.results
@@ -355,7 +350,7 @@ def test_the_old_code_fails_on_a_refused_migration_and_not_on_the_two_deploy_ver
         status, output = stack.release()
         time.sleep(1)
     first_half = client.figures()
-    report("old code while the first half applies", release_exit=status, **first_half)
+    figure("old code while the first half applies", release_exit=status, **first_half)
     assert status == 0, output[-3000:]
     assert first_half["failed"] == 0, client.results
 
@@ -369,7 +364,7 @@ def test_the_old_code_fails_on_a_refused_migration_and_not_on_the_two_deploy_ver
         status, output = stack.release()
         time.sleep(1)
     second_half = client.figures()
-    report("code of the first half while the second half drops the column", release_exit=status, **second_half)
+    figure("code of the first half while the second half drops the column", release_exit=status, **second_half)
     assert status == 0, output[-3000:]
     assert "digest" not in stack.columns()
     assert second_half["failed"] == 0, client.results
@@ -383,7 +378,7 @@ def test_the_old_code_fails_on_a_refused_migration_and_not_on_the_two_deploy_ver
         status, output = stack.release()
         time.sleep(2)
     dropped = client.figures()
-    report("old code while a refused migration drops its column", release_exit=status, **dropped)
+    figure("old code while a refused migration drops its column", release_exit=status, **dropped)
     assert status == 0, output[-3000:]
     assert "runs" not in stack.columns()
     assert dropped["failed"] >= 5 and all(result[0] == 500 for result in client.results[-5:]), client.results
