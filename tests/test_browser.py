@@ -241,7 +241,7 @@ def test_admin_login_and_the_staff_pgbouncer_page(readme_run, browser):
             "return [document.documentElement.clientWidth, document.documentElement.scrollWidth,"
             " Array.from(document.querySelectorAll('td')).filter(td => lines(td) > 1).map(td => td.textContent)]"
         )
-        print(f"\nFIGURE pgbouncer page at {PHONE_WIDTH} px: viewport={viewport} page={page} wrapped={len(broken)}")
+        figure(f"pgbouncer page at {PHONE_WIDTH} px", viewport=viewport, page=page, wrapped=len(broken))
         assert viewport == PHONE_WIDTH and page <= viewport and not broken, (viewport, page, broken)
     finally:
         browser.set_window_size(WIDTH, 900)

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 import pytest
 
 import realstack as rs
-from conftest import run
+from conftest import figure, run
 
 
 def local_env(user, venv, **extra):
@@ -224,7 +224,7 @@ def test_database_that_answers_nowhere_is_named_before_anything_starts(fresh, ba
     started = time.monotonic()
     result = dyno_command(user, fresh, env, "web", timeout=60)
     took = time.monotonic() - started
-    print(f"\nFIGURE unreachable DATABASE_URL refused after {took:.1f} s")
+    figure("unreachable DATABASE_URL refused", f"after {took:.1f} s")
     assert result.returncode != 0 and took < 10, (took, result.stdout[-2000:], result.stderr[-2000:])
     assert f"DATABASE_URL points at 127.0.0.1 port {port}" in result.stderr, result.stderr
     assert "starting" not in result.stdout and not addon_processes(fresh), result.stdout
