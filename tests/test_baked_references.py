@@ -25,13 +25,6 @@ NOT_IN_THE_BAKE = [
     r"(django|django_q|gunicorn|waitress|uwsgi|whitenoise|storages|redis|psycopg)/",
     r"RUNNER_TEMP/",  # the CI runner's temporary directory ($RUNNER_TEMP), in the workflow
 ]
-# Open: these docs' measured-figure sentences still cite the template's own tests (tests/test_*.py) as their
-# source; they are to move to the template's side. Only those names in only these files are let through;
-# everything else in them is checked. Delete an entry once its file no longer names tests/.
-OPEN = {
-    "docs/reliability.md": r"tests/test_(faults|web_limits|database_limits)\.py",
-    "docs/worker.md": r"tests/test_worker_faults\.py",
-}
 # A path-looking word: directories and a file with a known extension, e.g. config/nginx.conf.erb.
 PATH = re.compile(
     r"(?<![\w/.$:{-])(\.?[A-Za-z_][\w.-]*(?:/[\w.-]+)+\.(?:py|md|erb|html|toml|txt|json|yml|yaml|css|lock|ini))\b"
@@ -91,8 +84,6 @@ def dangling_references(project):
         where = path.relative_to(project)
         without_urls = URL.sub(" ", text)
         for name in sorted(set(PATH.findall(without_urls))):
-            if str(where) in OPEN and re.fullmatch(OPEN[str(where)], name):
-                continue
             if not allowed(name) and not exists(project, path, name):
                 problems.append(f"{where}: names {name}, which this bake does not have")
         if path.suffix == ".md":
