@@ -29,19 +29,18 @@ from conftest import ROOT, TEST_DIR, figure, open_dir
 from freshroot import readme_commands
 
 # The real stack two at once, the schema checks, the lookup of PostgreSQL's programs, and every test that
-# reads what the machine has: its Python's wording (the NUL-byte slug), a Python under /root, .ci/run's own
-# checks, the Heroku CLI and Node.js (the README's commands), uv's view of the CA store and /proc.
+# reads what the machine has: its Python's wording (the NUL-byte slug), .ci/run's own checks, the Heroku
+# CLI and Node.js (the README's commands), uv's view of the CA store and /proc.
 SUBSET = [
     "tests/test_isolation.py",
     "tests/test_bake.py",
     "tests/test_hooks.py",
     "tests/test_ci_script.py",
-    "tests/test_formation.py",
     "tests/test_browser.py",
     "tests/test_uv_stack.py",
     "-k",
     "two_stacks or postgresql_programs or dyno_user_can_run or may_enter or app_json_validates"
-    " or (awkward_answer and nul) or root_refuses_a_python or ci_run or readme_command"
+    " or (awkward_answer and nul) or ci_run or readme_command"
     " or every_command_of_the_readme or uv_bake_boots",
 ]
 
