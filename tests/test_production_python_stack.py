@@ -211,6 +211,9 @@ def test_formation_on_the_production_python(bake_once, stack_root, workdir, serv
     assert process.returncode == 0, output[-6000:]
     assert stopped < 30 and "sending SIGKILL" not in output, output[-6000:]
     assert not left, left
+    # uWSGI's sys.executable is the uwsgi binary; multiprocessing must not start its helpers with it.
+    for complaint in ("unable to load configuration from", "resource_tracker: process died"):
+        assert complaint not in output, output[-6000:]
     # Each dyno's app reached PostgreSQL through its own PgBouncer, which logs every client login.
     for dyno in ("web.1", "worker.1"):
         assert re.search(rf"^{re.escape(dyno)} .*login attempt: db=\w+ user=app", output, re.M), output[-6000:]
