@@ -497,6 +497,9 @@ class Dyno:
             if value:
                 return value
             if self.process.poll() is not None:
+                value = predicate()  # it may have come true as the process ended (its exit, for one)
+                if value:
+                    return value
                 self.fail(
                     f"bin/dyno {self.process_type} exited with {self.process.returncode} while waiting for {what}"
                 )

@@ -256,11 +256,14 @@ def test_admin_login_and_the_staff_pgbouncer_page(readme_run, browser):
 def test_the_index_form_posts(readme_run, browser):
     """The task form over plain http: CSRF passes without https, and the page says the task was queued."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     url = readme_run["url"]
     browser.get(url)
     browser.find_element(By.NAME, "key").send_keys("from-chromium")
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    # The click returns once the POST is sent; the redirected page comes after it.
+    WebDriverWait(browser, 30).until(lambda driver: "Queued task" in driver.page_source)
     assert browser.current_url == url and "It works" in browser.page_source
     assert "Queued task" in browser.page_source and "for key from-chromium" in browser.page_source
     project = readme_run["project"]
