@@ -21,6 +21,7 @@ import glob
 import http.client
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -30,6 +31,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 STACK_USER = os.environ.get("STACK_USER", "dyno")
 TOOLS = {  # program: Debian package
@@ -433,6 +435,25 @@ def process_table():
     return table
 
 
+def task_form(index, fields):
+    """(headers, body) of the index page's task form as a browser behind Heroku's router posts it over https,
+    with the CSRF cookie and token of `index`, GET /'s (status, headers, body); JSON back."""
+    status, headers, body = index
+    assert status == 200, body[:500]
+    cookie = next(c.split(";")[0] for c in headers["set-cookie"] if c.startswith("csrftoken="))
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', body)[1].decode()
+    post_headers = {
+        "X-Forwarded-Proto": "https",  # what Heroku's router adds
+        "Host": "localhost",
+        "Cookie": cookie,
+        "Referer": "https://localhost/",
+        "Origin": "https://localhost",
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Accept": "application/json",
+    }
+    return post_headers, urlencode({**fields, "csrfmiddlewaretoken": token}).encode()
+
+
 def http_request(port, method, path, headers=None, body=None, timeout=15):
     """(status, {lowercase header: [values]}, body) from 127.0.0.1:port."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -609,35 +630,25 @@ def prepare_project(baked, workdir, user, venv, build=True):
     return project
 
 
-class TableLock:
-    """Holds an ACCESS EXCLUSIVE lock on `table` (as the superuser) until release(), so that queries on it wait.
+class OpenTransaction:
+    """A psql session of `user` that runs `statements` in a transaction and holds it open until release(): the
+    locks those statements took are held as long."""
 
-    `stack` is any object with the stack's postgres, database and user."""
-
-    def __init__(self, stack, table="example_exampleresult"):
-        self.stack = stack
-        pg = stack.postgres
+    def __init__(self, connection, statements, user):
         self.process = subprocess.Popen(
-            ["psql", "-X", "-q", "-h", str(pg.sockets), "-p", str(pg.port), "-U", "postgres", "-d", stack.database]
-            + ["-v", "ON_ERROR_STOP=1"],
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *connection],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            **stack.user.popen_kwargs(),
+            **user.popen_kwargs(),
         )
-        self.process.stdin.write(f"BEGIN;\nLOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;\n\\echo locked\n")
+        self.process.stdin.write(f"BEGIN;\n{statements}\n\\echo holding\n")
         self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line.strip() == "locked", line
-
-    def waiters(self):
-        """How many of the database's sessions wait for a lock."""
-        rows = self.stack.postgres.sql(
-            "SELECT count(*) FROM pg_stat_activity "
-            f"WHERE datname = '{self.stack.database}' AND wait_event_type = 'Lock'"
-        )
-        return int(rows[0][0])
+        lines = []  # a SELECT's rows come before the marker; an error, or psql's exit, instead of it
+        while not lines or lines[-1] not in ("holding\n", ""):
+            lines.append(self.process.stdout.readline())
+        assert lines[-1] == "holding\n", lines
 
     def release(self):
         if self.process.poll() is None:
@@ -648,3 +659,23 @@ class TableLock:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+class TableLock(OpenTransaction):
+    """Holds an ACCESS EXCLUSIVE lock on `table` (as the superuser) until release(), so that queries on it wait.
+
+    `stack` is any object with the stack's postgres, database and user."""
+
+    def __init__(self, stack, table="example_exampleresult"):
+        self.stack = stack
+        pg = stack.postgres
+        connection = ["-h", str(pg.sockets), "-p", str(pg.port), "-U", "postgres", "-d", stack.database]
+        super().__init__(connection, f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;", stack.user)
+
+    def waiters(self):
+        """How many of the database's sessions wait for a lock."""
+        rows = self.stack.postgres.sql(
+            "SELECT count(*) FROM pg_stat_activity "
+            f"WHERE datname = '{self.stack.database}' AND wait_event_type = 'Lock'"
+        )
+        return int(rows[0][0])

@@ -29,7 +29,6 @@ import signal
 import subprocess
 import time
 import uuid
-from urllib.parse import urlencode
 
 import pytest
 
@@ -101,19 +100,7 @@ def wait(process, predicate, what, log, timeout):
 
 def enqueue(key):
     """The index page's form, CSRF and all, as a browser posts it; JSON back."""
-    status, headers, body = get("/")
-    assert status == 200, body[:500]
-    cookie = next(c.split(";")[0] for c in headers["set-cookie"] if c.startswith("csrftoken="))
-    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', body)[1].decode()
-    post_headers = {
-        **HTTPS,
-        "Cookie": cookie,
-        "Referer": "https://localhost/",
-        "Origin": "https://localhost",
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Accept": "application/json",
-    }
-    form = urlencode({"key": key, "csrfmiddlewaretoken": token}).encode()
+    post_headers, form = rs.task_form(get("/"), {"key": key})
     return rs.http_request(PORT, "POST", "/tasks/example/", post_headers, form)
 
 

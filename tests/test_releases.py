@@ -21,7 +21,6 @@ the test waits seconds. The figures go to the run's "figures" summary.
 import json
 import os
 import shutil
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -108,35 +107,22 @@ class Client(threading.Thread):
         }
 
 
-class Reader:
+def release_under_traffic(stack, what, after=1):
+    """The release phase while a client requests the table's page: a second of traffic before it, `after`
+    seconds after it. Returns (exit status, output, the client's figures, the client), the figures recorded."""
+    with Client(stack.port) as client:
+        time.sleep(1)
+        status, output = stack.release()
+        time.sleep(after)
+    figures = client.figures()
+    figure(what, release_exit=status, **figures)
+    return status, output, figures, client
+
+
+def reader(stack):
     """An open transaction of the app's role (a `heroku run` shell, a long report) that has read the table: it
     holds ACCESS SHARE on it until it ends."""
-
-    def __init__(self, stack):
-        self.process = subprocess.Popen(
-            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", stack.env["DATABASE_URL"]],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            **stack.user.popen_kwargs(),
-        )
-        self.process.stdin.write(f"BEGIN;\nSELECT count(*) > -1 AS read FROM {TABLE};\n\\echo holding\n")
-        self.process.stdin.flush()
-        lines = []
-        while not lines or lines[-1] not in ("holding\n", ""):
-            lines.append(self.process.stdout.readline())
-        assert lines[-1] == "holding\n", lines
-
-    def end(self):
-        if self.process.poll() is None:
-            self.process.stdin.write("ROLLBACK;\n")
-            self.process.stdin.close()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+    return rs.OpenTransaction([stack.env["DATABASE_URL"]], f"SELECT count(*) > -1 AS read FROM {TABLE};", stack.user)
 
 
 class Stack:
@@ -278,17 +264,17 @@ def stack(request, bake_once, baked_venv, user, workdir, postgres):
 def test_a_lock_wait_in_the_release_phase_is_bounded_and_the_page_keeps_answering(stack):
     # Unbounded: the ALTER waits as long as the reader's transaction lasts, and the page's queries behind it.
     stack.add_migration(ADD_COLUMN, column="note")
-    reader = Reader(stack)
+    holder = reader(stack)
     try:
         with Client(stack.port) as client:
             release = stack.release(wait=False, RELEASE_LOCK_TIMEOUT="0")
             release.wait_for(stack.alter_waiting, "the migration to wait for its lock")
             time.sleep(3 * STATEMENT_TIMEOUT)  # as long as the reader's transaction lasts
-            reader.end()
+            holder.release()
             status, output = stack.finish(release)
             time.sleep(1)
     finally:
-        reader.end()
+        holder.release()
     unbounded = client.figures()
     what = f"unbounded lock wait (RELEASE_LOCK_TIMEOUT=0, the ALTER waiting {3 * STATEMENT_TIMEOUT} s)"
     figure(what, release_exit=status, **unbounded)
@@ -298,7 +284,7 @@ def test_a_lock_wait_in_the_release_phase_is_bounded_and_the_page_keeps_answerin
 
     # Bounded, the lock held for good: each try gives up after the bound; the release fails saying so.
     migration = stack.add_migration(ADD_COLUMN, column="note2")
-    reader = Reader(stack)
+    holder = reader(stack)
     try:
         with Client(stack.port) as client:
             started = time.monotonic()
@@ -306,7 +292,7 @@ def test_a_lock_wait_in_the_release_phase_is_bounded_and_the_page_keeps_answerin
             elapsed = time.monotonic() - started
             time.sleep(1)
     finally:
-        reader.end()
+        holder.release()
     held = client.figures()
     figure("bounded, lock held for good (2 tries)", release_exit=result.returncode, release_s=elapsed, **held)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -321,16 +307,16 @@ def test_a_lock_wait_in_the_release_phase_is_bounded_and_the_page_keeps_answerin
     assert held["slowest_s"] < LOCK_TIMEOUT + 1.5, client.results  # the bound, plus the page's own time
 
     # Bounded, the lock held for a moment: the Procfile's release line waits it out on a later try.
-    reader = Reader(stack)
+    holder = reader(stack)
     try:
         with Client(stack.port) as client:
             release = stack.release(wait=False)
             release.wait_for(lambda: "gave up on a lock; trying again" in release.output, "a first try to give up")
-            reader.end()
+            holder.release()
             status, output = stack.finish(release)
             time.sleep(1)
     finally:
-        reader.end()
+        holder.release()
     moment = client.figures()
     figure("bounded, lock held for a moment (Procfile release line)", release_exit=status, **moment)
     assert status == 0 and "Try 1 of 4 gave up on a lock" in output, output[-3000:]
@@ -345,12 +331,7 @@ def test_the_old_code_fails_on_a_refused_migration_and_not_on_the_two_deploy_ver
     stack.edit("example/models.py", ("    digest = models.CharField(max_length=64)\n", ""), ("{self.digest[:12]}", "-"))
     stack.edit("example/admin.py", ('"digest", ', ""))
     assert "safe to apply while the app runs" in stack.manage("lint_migrations").stdout
-    with Client(stack.port) as client:
-        time.sleep(1)
-        status, output = stack.release()
-        time.sleep(1)
-    first_half = client.figures()
-    figure("old code while the first half applies", release_exit=status, **first_half)
+    status, output, first_half, client = release_under_traffic(stack, "old code while the first half applies")
     assert status == 0, output[-3000:]
     assert first_half["failed"] == 0, client.results
 
@@ -359,12 +340,9 @@ def test_the_old_code_fails_on_a_refused_migration_and_not_on_the_two_deploy_ver
     second = stack.add_migration(DROP_FIELD, field="digest", extra=SECOND_DEPLOY, operations=STATE_ONLY_FIELD)
     lint = stack.manage("lint_migrations")
     assert f"example.{second}: accepted as a second deploy" in lint.stdout, lint.stdout
-    with Client(stack.port) as client:
-        time.sleep(1)
-        status, output = stack.release()
-        time.sleep(1)
-    second_half = client.figures()
-    figure("code of the first half while the second half drops the column", release_exit=status, **second_half)
+    status, output, second_half, client = release_under_traffic(
+        stack, "code of the first half while the second half drops the column"
+    )
     assert status == 0, output[-3000:]
     assert "digest" not in stack.columns()
     assert second_half["failed"] == 0, client.results
@@ -373,12 +351,9 @@ def test_the_old_code_fails_on_a_refused_migration_and_not_on_the_two_deploy_ver
     refused = stack.add_migration(DROP_FIELD, field="runs", extra="", operations="")
     lint = stack.manage("lint_migrations", check=False)
     assert lint.returncode == 1 and f"example.{refused}): RemoveField" in lint.stderr, lint.stdout + lint.stderr
-    with Client(stack.port) as client:
-        time.sleep(1)
-        status, output = stack.release()
-        time.sleep(2)
-    dropped = client.figures()
-    figure("old code while a refused migration drops its column", release_exit=status, **dropped)
+    status, output, dropped, client = release_under_traffic(
+        stack, "old code while a refused migration drops its column", after=2
+    )
     assert status == 0, output[-3000:]
     assert "runs" not in stack.columns()
     assert dropped["failed"] >= 5 and all(result[0] == 500 for result in client.results[-5:]), client.results

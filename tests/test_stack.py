@@ -21,7 +21,6 @@ import subprocess
 import time
 import uuid
 from types import SimpleNamespace
-from urllib.parse import urlencode
 
 import pytest
 
@@ -507,20 +506,8 @@ def test_pgbouncer_stats_command(stack):
 
 def test_worker_runs_task_enqueued_by_web(stack):
     """The web dyno enqueues through the form (CSRF and all); the worker dyno runs it through PgBouncer."""
-    status, headers, body = get(stack, "/")
-    assert status == 200
-    cookie = next(c.split(";")[0] for c in headers["set-cookie"] if c.startswith("csrftoken="))
-    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', body)[1].decode()
     key = f"stack-{uuid.uuid4().hex[:12]}"
-    post_headers = {
-        **HTTPS,
-        "Cookie": cookie,
-        "Referer": "https://localhost/",
-        "Origin": "https://localhost",
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Accept": "application/json",
-    }
-    form = urlencode({"key": key, "csrfmiddlewaretoken": token}).encode()
+    post_headers, form = rs.task_form(get(stack, "/"), {"key": key})
     status, _, body = rs.http_request(stack.port, "POST", "/tasks/example/", post_headers, form)
     assert status == 202, body[:500]
     assert json.loads(body)["key"] == key
