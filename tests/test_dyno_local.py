@@ -155,7 +155,7 @@ def test_web_with_nothing_configured(fresh, baked_venv, user, workdir):
         assert "postgresql: using the one another bin/dyno of this project runs" in oneoff.stdout
         assert "stopping postgresql" not in oneoff.stdout, "the one-off stopped the web dyno's database"
         busy = dyno_command(user, fresh, env, "reset")
-        assert busy.returncode == 2 and "postgresql still running" in busy.stderr
+        assert busy.returncode == 2 and "a bin/dyno of this project is running: stop it first" in busy.stderr
         record = web.stop()
     assert record["returncode"] == 0 and not record["leftovers"], record
     assert "stopping postgresql" in web.output and not addon_processes(fresh)

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -20,9 +21,20 @@ from pathlib import Path
 
 import pytest
 from test_browser import start_chromium
-from test_dyno_local import ROOT_USER, addon_processes, csrf_form, local_env, plain_get, real_uids, root_owned_dir
+from test_dyno_local import (
+    ROOT_USER,
+    addon_processes,
+    csrf_form,
+    dyno_command,
+    local_env,
+    plain_get,
+    real_uids,
+    root_owned_dir,
+)
 
 import realstack as rs
+
+KILL_AFTER = 30  # a dyno's SIGTERM-to-SIGKILL time, bin/dynolib/supervisor.py's KILL_AFTER
 
 HEROKU = shutil.which("heroku") or "/usr/bin/heroku"
 
@@ -265,6 +277,106 @@ def test_heroku_local_stops_every_type_when_one_exits(project, baked_venv, user,
         record = local.stop()
     assert "the Procfile runner is stopping" in local.output, local.output[-3000:]
     assert not record["leftovers"] and not addon_processes(project), record
+
+
+def settle(command, project, seconds):
+    """Wait up to `seconds` for every process of `command` and every add-on of the project to be gone;
+    what is left then."""
+    deadline = time.monotonic() + seconds
+    while (command.dyno_pids() or addon_processes(project)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return {pid: rs.process_table().get(pid) for pid in command.dyno_pids() | set(addon_processes(project))}
+
+
+def test_heroku_local_exits_when_web_cannot_take_pgbouncers_port(project, baked_venv, user, workdir):
+    """Port 6000 (web.1's PgBouncer) is taken: web.1 says so and exits at once, before worker.1 may have seen
+    its shell; worker.1 learns it from the word web.1 leaves, stops (or does not start), and `heroku local`
+    exits with nothing of the project left running."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", 6000))
+        taken.listen()
+        env = cli_env(user, baked_venv, rs.free_port())
+        with heroku_local(project, env, user, workdir / "local-port-taken.log") as local:
+            try:
+                local.process.wait(60)
+            except subprocess.TimeoutExpired:
+                local.fail("heroku local still runs 60 s after web.1 could not take port 6000")
+            left = settle(local, project, KILL_AFTER)
+            record = local.stop()
+    assert "port 6000 is in use" in local.output, local.output[-3000:]
+    assert "the Procfile runner is stopping" in local.output, local.output[-3000:]
+    assert not left and not record["leftovers"], (left, record)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm-to-the-group"])
+def test_heroku_local_stops_the_addons_once_after_every_dyno(project, baked_venv, user, workdir, signum):
+    """Ctrl-C (SIGINT to the terminal's process group), or SIGTERM to the CLI's process group (a process
+    manager, an IDE's stop button; the CLI and its foreman die at once): both dynos stop, then PostgreSQL,
+    once, stopped by whichever bin/dyno stops last, so that no PgBouncer's server connection is cut
+    (PostgreSQL would log `terminating connection due to administrator command`); nothing of the project
+    runs 30 s (a dyno's SIGTERM-to-SIGKILL time) after the signal."""
+    log = project / ".dyno" / "postgresql" / "postgresql.log"
+    port = rs.free_port()
+    name = signal.Signals(signum).name
+    with heroku_local(project, cli_env(user, baked_venv, port), user, workdir / f"local-stop-{name}.log") as local:
+        local.wait_for(lambda: plain_get(port)[0] == 200, f"GET / on {port}", timeout=300)
+        local.wait_for(lambda: "running." in local.output, "the worker's cluster to run", timeout=120)
+        logged = log.stat().st_size
+        os.killpg(local.process.pid, signum)
+        left = settle(local, project, KILL_AFTER)
+        record = local.stop()
+    assert not left and not record["leftovers"], (left, record)
+    with open(log, errors="replace") as stream:
+        stream.seek(logged)
+        this_run = stream.read()
+    assert this_run.count("received fast shutdown request") == 1, this_run
+    assert "terminating connection due to administrator command" not in this_run, this_run
+    if signum == signal.SIGINT:  # after SIGTERM the foreman that printed the dynos' lines is gone
+        output = local.output
+        assert output.count("dyno: stopping postgresql") == 1, output[-4000:]
+        assert "postgresql keeps running for another bin/dyno" in output, output[-4000:]
+        assert "server conn crashed?" not in output, output[-4000:]
+
+
+def test_a_closed_output_stops_the_dyno_and_its_addons(project, baked_venv, user, workdir):
+    """`bin/dyno web | head -3`: once head has gone, bin/dyno's next line finds no reader, and it stops as when
+    its terminal closes (the dyno, then PostgreSQL) instead of dying with PostgreSQL left running for the
+    next run to take for another bin/dyno's."""
+    env = project_env(user, baked_venv, PORT=rs.free_port())
+    with Command(project, ["bash", "-c", "bin/dyno web | head -3"], env, user, workdir / "piped.log") as piped:
+        try:
+            piped.process.wait(60)
+        except subprocess.TimeoutExpired:
+            piped.fail("`bin/dyno web | head -3` still runs 60 s later")
+        left = settle(piped, project, KILL_AFTER)
+        record = piped.stop()
+    shown = [line for line in piped.output.splitlines() if line.startswith("dyno: ")]  # PgBouncer logs to stderr
+    assert len(shown) == 3, piped.output
+    assert not left and not record["leftovers"], (left, record)
+    again = dyno_command(user, project, env, "run", "true")
+    assert again.returncode == 0 and "starting postgresql" in again.stdout, again.stdout[-3000:]
+
+
+def test_addons_a_killed_bin_dyno_left_are_used_then_stopped(project, baked_venv, user, workdir):
+    """bin/dyno killed (SIGKILL) leaves its PostgreSQL running: the next bin/dyno says so, uses it, and, the
+    last to stop, stops it; `bin/dyno reset` refuses while a bin/dyno runs."""
+    env = project_env(user, baked_venv)
+    with Command(project, [project / "bin" / "dyno", "run", "sleep", "600"], env, user, workdir / "killed.log") as run:
+        run.wait_for(lambda: "running run.1" in run.output, "the one-off to run", timeout=300)
+        busy = dyno_command(user, project, env, "reset")
+        assert busy.returncode == 2 and "a bin/dyno of this project is running: stop it first" in busy.stderr
+        os.killpg(run.process.pid, signal.SIGKILL)  # bin/dyno and the sleep; PostgreSQL has a group of its own
+        run.process.wait(10)
+        run.stopped = {"returncode": -9, "leftovers": {}}
+    pid = int((project / ".dyno" / "postgresql" / "data" / "postmaster.pid").read_text().split()[0])
+    assert pid in addon_processes(project)
+    again = dyno_command(user, project, env, "run", "true")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    left_by = "postgresql: using the one left running by a bin/dyno of this project that was stopped before it"
+    assert f"{left_by} could stop it (pid {pid})" in again.stdout, again.stdout[-3000:]
+    assert f"stopping postgresql (pid {pid}, started by another bin/dyno of this project)" in again.stdout
+    assert not addon_processes(project), again.stdout[-3000:]
 
 
 def test_heroku_local_as_root_runs_as_the_dyno_user(bake_once, baked_venv, user, workdir):

@@ -15,11 +15,16 @@
 Standard library only: bin/dyno runs before any virtualenv exists.
 """
 
+import os
 import re
+import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent  # the project: bin/dynolib/ -> bin/ -> project
 STATE = ROOT / ".dyno"  # everything bin/dyno writes (git-ignored)
+OUTPUT_CLOSED = threading.Event()  # set once whoever reads our output has gone
+ON_OUTPUT_CLOSED = []  # what stops the dyno then (the Supervisor's)
 
 
 def venv_command():
@@ -38,4 +43,18 @@ class Fail(Exception):
 
 
 def say(message):
-    print(f"dyno: {message}", flush=True)
+    write(f"dyno: {message}\n")
+
+
+def write(text):
+    """Our output, unless whoever reads it has gone (`bin/dyno web | head`, a Procfile runner killed): then
+    /dev/null from here on, and bin/dyno stops as when its terminal closes, rather than die on the next line
+    with the add-ons still running."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        OUTPUT_CLOSED.set()
+        for stop in ON_OUTPUT_CLOSED:
+            stop()

@@ -9,11 +9,16 @@ A variable already set (your environment or .env) always wins: nothing is starte
 files in .dyno/<name>/, listens on 127.0.0.1 only, on a port that is free when it starts, and needs a
 password as Heroku's do (PostgreSQL: SCRAM; Redis: requirepass), generated once and kept there (mode
 600). memcached has no password: Debian's has no SASL, and with no MEMCACHIER_USERNAME django-bmemcached
-does not authenticate. Data is kept between runs (Redis saves on stop) until `bin/dyno reset`. Each is
-stopped after the dyno by the bin/dyno that started it; another bin/dyno of the same project (a
-`bin/dyno run` beside a running `bin/dyno web`) uses the running ones.
+does not authenticate. Data is kept between runs (Redis saves on stop) until `bin/dyno reset`.
+
+Every bin/dyno of the project (`heroku local`'s web and worker, a `bin/dyno run` beside a `bin/dyno web`)
+uses the add-ons that run, and holds .dyno/addons.lock shared while it does. They stop once, after the last
+dyno: the bin/dyno that stops last (the only one that then gets the lock exclusively) stops every one of
+them, whoever started them; one left running by a bin/dyno that was killed is used, then stopped, the same
+way.
 """
 
+import fcntl
 import glob
 import json
 import os
@@ -25,9 +30,11 @@ import subprocess
 import time
 
 from dynolib import ROOT, STATE, Fail, say
+from dynolib.supervisor import KILL_AFTER
 
 START_TIMEOUT = 60
 PLACEHOLDER = "generated"  # --dry-run: the password the first start generates
+IN_USE = STATE / "addons.lock"
 
 
 def free_port():
@@ -69,7 +76,7 @@ def tail(path, lines=15):
 
 
 class Addon:
-    name = plan = variable = package = program = ""
+    name = plan = variable = package = program = server = ""
 
     def __init__(self):
         self.dir = STATE / self.name
@@ -94,6 +101,32 @@ class Addon:
             return self.variables(int(port_file.read_text()))
         return None
 
+    def pid_file(self):
+        return self.dir / "pid"
+
+    def pid(self):
+        """The pid of the instance this project runs, whichever bin/dyno started it, or None."""
+        try:
+            pid = int(self.pid_file().read_text().split()[0])
+            running = os.readlink(f"/proc/{pid}/exe")  # not a pid the system has given to another program
+        except (OSError, ValueError):
+            return None
+        return pid if running == os.path.realpath(self.find(self.server)) else None
+
+    def stop_started_elsewhere(self):
+        """Stop the instance another bin/dyno started, as that one would have: its signal, SIGKILL 30 s later."""
+        pid = self.pid()
+        if not pid:
+            return
+        say(f"stopping {self.name} (pid {pid}, started by another bin/dyno of this project)")
+        os.kill(pid, self.stop_signal)
+        deadline = time.monotonic() + KILL_AFTER
+        while self.pid() == pid and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.pid() == pid:
+            say(f"sending SIGKILL to {self.name}")
+            os.kill(pid, signal.SIGKILL)
+
     def start(self, supervisor):
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         port = free_port()
@@ -114,6 +147,8 @@ class Addon:
                 raise Fail(f"{self.name} did not start; the end of {self.log.relative_to(ROOT)}:\n{tail(self.log)}")
             time.sleep(0.2)
         (self.dir / "port").write_text(str(port))
+        if self.pid_file() == self.dir / "pid":
+            self.pid_file().write_text(str(process.pid))
         say(f"{self.name} ready on 127.0.0.1:{port} (log: {self.log.relative_to(ROOT)})")
         return self.variables(port)
 
@@ -124,6 +159,7 @@ class Postgres(Addon):
     as Heroku Postgres gives a role that is not a superuser; `postgres` is the superuser."""
 
     name, plan, variable, package, program = "postgresql", "heroku-postgresql", "DATABASE_URL", "postgresql", "initdb"
+    server = "postgres"
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, write a checkpoint
 
     def find(self, program):
@@ -147,10 +183,12 @@ class Postgres(Addon):
         ready = subprocess.run([self.find("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-t", "2"])
         return ready.returncode == 0
 
+    def pid_file(self):
+        return self.dir / "data" / "postmaster.pid"  # line 1: the pid; line 4: the port it listens on
+
     def running(self):
-        pid_file = self.dir / "data" / "postmaster.pid"  # line 4: the port it listens on
         try:
-            port = int(pid_file.read_text().splitlines()[3])
+            port = int(self.pid_file().read_text().splitlines()[3])
         except (OSError, IndexError, ValueError):
             return None
         return self.variables(port) if self.answers(port) else None
@@ -219,6 +257,7 @@ class Redis(Addon):
     """redis-server from Debian's packages, configured in .dyno/redis/redis.conf (it holds the password)."""
 
     name, plan, variable, package, program = "redis", "heroku-redis", "REDIS_URL", "redis-server", "redis-server"
+    server = program
     stop_signal = signal.SIGTERM  # saves the data set to dump.rdb, then exits
 
     def variables(self, port, password=None):
@@ -250,6 +289,7 @@ class Redis(Addon):
 
 class Memcached(Addon):
     name, plan, variable, package, program = "memcached", "memcachier", "MEMCACHIER_SERVERS", "memcached", "memcached"
+    server = program
     stop_signal = signal.SIGTERM
 
     def variables(self, port, password=None):
@@ -288,23 +328,65 @@ def wanted(env):
 
 
 def start(env, supervisor, dry=False):
-    """Start (or reuse) the add-ons the app needs here; returns the variables they set."""
+    """Start (or use) the add-ons the app needs here; returns the variables they set."""
     addons = wanted(env)
     problems = [problem for problem in (addon.missing() for addon in addons) if problem]
     if problems:
         raise Fail("cannot start the add-ons:\n  - " + "\n  - ".join(problems))
+    shared = False if dry else use()
     added = {}
     for addon in addons:
         if dry:
             added.update(addon.placeholder())
             continue
         variables = addon.running()
-        if variables:
+        if variables and shared:
             say(f"{addon.name}: using the one another bin/dyno of this project runs")
+        elif variables:
+            say(
+                f"{addon.name}: using the one left running by a bin/dyno of this project that was stopped before "
+                f"it could stop it (pid {addon.pid()}); it stops after this one"
+            )
         else:
             variables = addon.start(supervisor)
         added.update(variables)
     return added
+
+
+IN_USE_FILE = []  # this bin/dyno's open .dyno/addons.lock
+
+
+def use():
+    """Hold .dyno/addons.lock shared while this bin/dyno uses the add-ons (until it exits); whether another
+    bin/dyno holds it too. One that is stopping them holds it exclusively: this waits until they are stopped."""
+    lock = open(IN_USE, "a")
+    IN_USE_FILE.append(lock)
+    fcntl.flock(lock, fcntl.LOCK_SH)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fcntl.flock(lock, fcntl.LOCK_SH)  # a conversion that fails may drop the shared lock (flock(2))
+        return True
+    fcntl.flock(lock, fcntl.LOCK_SH)
+    return False
+
+
+def stop(supervisor):
+    """After this bin/dyno's dyno has stopped: if no other bin/dyno of the project uses the add-ons, stop
+    every one that runs (the supervisor stops those it started, next); if one does, leave them to it."""
+    if not IN_USE_FILE:
+        return
+    try:
+        fcntl.flock(IN_USE_FILE[0], fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until exit: starters wait
+    except BlockingIOError:
+        for name in [name for name, _signal, addon in supervisor.apart if addon]:
+            say(f"{name} keeps running for another bin/dyno of this project: the last one to stop stops it")
+            supervisor.leave_running(name)
+        return
+    started_here = {name for name, _signal, addon in supervisor.apart if addon}
+    for addon in ADDONS:
+        if addon.name not in started_here:
+            addon.stop_started_elsewhere()
 
 
 def needs_release(added):
@@ -317,9 +399,14 @@ def released():
 
 
 def reset():
-    """bin/dyno reset: delete .dyno/ (the database, Redis's data, generated secrets), if nothing runs."""
-    running = [addon.name for addon in ADDONS if addon.dir.exists() and addon.running()]
-    if running:
-        raise Fail(f"{', '.join(running)} still running: stop the bin/dyno that started it first")
+    """bin/dyno reset: delete .dyno/ (the database, Redis's data, generated secrets), if no bin/dyno runs."""
+    if STATE.exists():
+        lock = open(IN_USE, "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Fail("a bin/dyno of this project is running: stop it first") from None
+        for addon in ADDONS:  # left running by a bin/dyno that was killed
+            addon.stop_started_elsewhere()
     shutil.rmtree(STATE, ignore_errors=True)
     say(f"deleted {STATE}: the next start creates a new database and runs the release phase")

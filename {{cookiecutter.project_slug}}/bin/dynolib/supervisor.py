@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from dynolib import Fail, say
+from dynolib import ON_OUTPUT_CLOSED, OUTPUT_CLOSED, Fail, say
 
 KILL_AFTER = 30  # Heroku's SIGTERM-to-SIGKILL grace period
 
@@ -50,8 +50,12 @@ class Supervisor:
         self.apart = []  # (name, stop signal, is an add-on), in start order
         self.signals = 0
         self.last_signal = None
+        self.let_go = set()  # pids of add-ons left running for another bin/dyno of the project
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self.on_signal)
+        ON_OUTPUT_CLOSED.append(self.output_closed)
+        if OUTPUT_CLOSED.is_set():
+            self.output_closed()
         try:  # Linux: orphaned grandchildren become our children, so none escapes the final wait
             ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
         except (OSError, AttributeError):
@@ -62,6 +66,16 @@ class Supervisor:
         self.last_signal = signum
         if self.signals == 2:
             say("second signal: killing every process now")
+
+    def output_closed(self):
+        if not self.signals:  # already stopping: not a second signal
+            say("the output was closed: stopping")
+            self.on_signal(signal.SIGHUP, None)
+
+    def leave_running(self, name):
+        """An add-on another bin/dyno of the project still uses: not stopped, not killed, when this one exits."""
+        self.apart = [entry for entry in self.apart if entry[0] != name]
+        self.let_go.add(self.processes.pop(name).pid)
 
     def start(self, name, argv, stop_signal=None, addon=False, **options):
         """Start argv in the dyno's group, or with stop_signal in a group of its own."""
@@ -181,7 +195,8 @@ class Supervisor:
 
     def stop(self):
         """The dyno, then each add-on (last started first) with its own signal and 30 s; then anything
-        left among our children gets SIGKILL, so nothing outlives bin/dyno."""
+        left among our children gets SIGKILL, so nothing outlives bin/dyno but the add-ons it leaves
+        running for another bin/dyno of the project (leave_running)."""
         self.stop_dyno()
         groups = []
         for name, stop_signal, _addon in reversed(self.apart):
@@ -189,12 +204,13 @@ class Supervisor:
             groups.append(self.stop_one(name, stop_signal, time.monotonic() + KILL_AFTER))
         self.apart = []
         self.kill_left(groups)
-        if children_of(os.getpid()):
+        left = set(children_of(os.getpid())) - self.let_go
+        if left:
             say("sending SIGKILL to what is left")
-            for pid in children_of(os.getpid()):
+            for pid in left:
                 os.kill(pid, signal.SIGKILL)
         for _ in range(50):
             self.reap()
-            if not children_of(os.getpid()):
+            if not set(children_of(os.getpid())) - self.let_go:
                 break
             time.sleep(0.1)
