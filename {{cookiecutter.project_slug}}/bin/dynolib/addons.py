@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from dynolib import ROOT, STATE, Fail, say
 from dynolib.supervisor import KILL_AFTER
@@ -76,7 +77,7 @@ def tail(path, lines=15):
 
 
 class Addon:
-    name = plan = variable = package = program = server = ""
+    name = plan = variable = package = program = ""
 
     def __init__(self):
         self.dir = STATE / self.name
@@ -101,17 +102,17 @@ class Addon:
             return self.variables(int(port_file.read_text()))
         return None
 
-    def pid_file(self):
-        return self.dir / "pid"
-
     def pid(self):
-        """The pid of the instance this project runs, whichever bin/dyno started it, or None."""
+        """The pid of the instance this project runs, whichever bin/dyno started it, or None once it has
+        exited. .dyno/NAME/pid holds its pid and start time (/proc/PID/stat's field 22), which no later
+        process with that pid has; /proc/PID/exe would not do, as it reads differently from another mount
+        namespace."""
         try:
-            pid = int(self.pid_file().read_text().split()[0])
-            running = os.readlink(f"/proc/{pid}/exe")  # not a pid the system has given to another program
+            pid, started = (self.dir / "pid").read_text().split()
+            state, *fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, ValueError):
             return None
-        return pid if running == os.path.realpath(self.find(self.server)) else None
+        return int(pid) if fields[18] == started and state != "Z" else None
 
     def stop_started_elsewhere(self):
         """Stop the instance another bin/dyno started, as that one would have: its signal, SIGKILL 30 s later."""
@@ -147,8 +148,8 @@ class Addon:
                 raise Fail(f"{self.name} did not start; the end of {self.log.relative_to(ROOT)}:\n{tail(self.log)}")
             time.sleep(0.2)
         (self.dir / "port").write_text(str(port))
-        if self.pid_file() == self.dir / "pid":
-            self.pid_file().write_text(str(process.pid))
+        started = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        (self.dir / "pid").write_text(f"{process.pid} {started}")
         say(f"{self.name} ready on 127.0.0.1:{port} (log: {self.log.relative_to(ROOT)})")
         return self.variables(port)
 
@@ -159,7 +160,6 @@ class Postgres(Addon):
     as Heroku Postgres gives a role that is not a superuser; `postgres` is the superuser."""
 
     name, plan, variable, package, program = "postgresql", "heroku-postgresql", "DATABASE_URL", "postgresql", "initdb"
-    server = "postgres"
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, write a checkpoint
 
     def find(self, program):
@@ -183,12 +183,10 @@ class Postgres(Addon):
         ready = subprocess.run([self.find("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-t", "2"])
         return ready.returncode == 0
 
-    def pid_file(self):
-        return self.dir / "data" / "postmaster.pid"  # line 1: the pid; line 4: the port it listens on
-
     def running(self):
+        pid_file = self.dir / "data" / "postmaster.pid"  # line 4: the port it listens on
         try:
-            port = int(self.pid_file().read_text().splitlines()[3])
+            port = int(pid_file.read_text().splitlines()[3])
         except (OSError, IndexError, ValueError):
             return None
         return self.variables(port) if self.answers(port) else None
@@ -257,7 +255,6 @@ class Redis(Addon):
     """redis-server from Debian's packages, configured in .dyno/redis/redis.conf (it holds the password)."""
 
     name, plan, variable, package, program = "redis", "heroku-redis", "REDIS_URL", "redis-server", "redis-server"
-    server = program
     stop_signal = signal.SIGTERM  # saves the data set to dump.rdb, then exits
 
     def variables(self, port, password=None):
@@ -289,7 +286,6 @@ class Redis(Addon):
 
 class Memcached(Addon):
     name, plan, variable, package, program = "memcached", "memcachier", "MEMCACHIER_SERVERS", "memcached", "memcached"
-    server = program
     stop_signal = signal.SIGTERM
 
     def variables(self, port, password=None):
