@@ -150,11 +150,16 @@ class Relay:
 
 
 def prepare_namespace(mtu):
-    """A private /tmp (the buildpacks' fixed paths) and the loopback up with an Ethernet MTU."""
+    """A private /tmp (the buildpacks' fixed paths), the loopback up with an Ethernet MTU, bounded TCP buffers."""
     mount = shutil.which("mount", path=SBIN_PATH)
     ip = shutil.which("ip", path=SBIN_PATH)
     subprocess.run([mount, "-t", "tmpfs", "-o", "mode=1777,size=4g", "dyno-tmp", "/tmp"], check=True)
     subprocess.run([ip, "link", "set", "lo", "mtu", str(mtu), "up"], check=True)
+    # TCP receive buffers in this namespace stop at 128 KB (the kernel's own default size), where loopback
+    # autotuning would let them grow to megabytes: the router stand-in's socket to the dyno then holds what a
+    # router's would, and a response beyond its 1 MB buffer still reaches the dyno's writer (router.py).
+    with open("/proc/sys/net/ipv4/tcp_rmem", "w") as tcp_rmem:
+        tcp_rmem.write("4096 131072 131072")
 
 
 async def main(config):

@@ -1,22 +1,25 @@
 #!/usr/bin/env python3
-"""What router.py can pass on this machine: wrk straight to a trivial keep-alive backend and through the
-router (in its own process, as in the benchmark), alternated, three times each.
+"""What the router stand-in (router.py) can pass on this machine: wrk straight to a trivial keep-alive backend
+and through the router, alternated, three times each. run.py measures it the same way in every run and sets it
+against the fastest stack it measures (the router must pass at least 3 times that, so that it is not what
+limits the stacks behind it).
 
     .venv/bin/python benchmarks/routercost.py
 
-The router takes CPU from the same cores as the dyno it fronts; this says how much headroom it leaves at
-the request rates the benchmark reaches. Needs wrk. Loopback only.
+Needs wrk and nginx. Loopback only.
 """
 
 import asyncio
 import re
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 ROUTER = Path(__file__).resolve().parent / "router.py"
-ROUTER_PORT = 18080
+ROUNDS, SECONDS, CONNECTIONS = 3, 4, 32
 
 
 async def backend(reader, writer):
@@ -29,7 +32,7 @@ async def backend(reader, writer):
         writer.close()
 
 
-def requests_per_second(port, seconds=4, connections=32):
+def requests_per_second(port, seconds=SECONDS, connections=CONNECTIONS):
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}/"],
         capture_output=True,
@@ -37,29 +40,52 @@ def requests_per_second(port, seconds=4, connections=32):
         timeout=seconds + 30,
         check=True,
     ).stdout
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    if failed:
+        raise SystemExit(f"routercost: wrk saw failures through port {port}:\n{out}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def main():
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def measure(rounds=ROUNDS):
+    """{"direct": [req/s, ...], "router": [req/s, ...]}, alternated round by round."""
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(asyncio.start_server(backend, "127.0.0.1", 0))
     threading.Thread(target=loop.run_forever, daemon=True).start()
-    port = server.sockets[0].getsockname()[1]
-    router = subprocess.Popen(
-        [sys.executable, ROUTER, "--listen", f"127.0.0.1:{ROUTER_PORT}", "--backend", f"127.0.0.1:{port}"],
-        stderr=subprocess.PIPE,
-    )
-    try:
-        router.stderr.readline()  # "ready"
-        figures = {"direct": [], "router": []}
-        for _ in range(3):
-            figures["direct"].append(requests_per_second(port))
-            figures["router"].append(requests_per_second(ROUTER_PORT))
-        for name, values in figures.items():
-            print(f"{name}: {min(values):.0f} to {max(values):.0f} req/s (wrk, 32 connections, 3 x 4 s)")
-    finally:
-        router.kill()
-        router.wait(10)
+    port, router_port = server.sockets[0].getsockname()[1], free_port()
+    with tempfile.TemporaryDirectory(prefix="routercost-") as directory:
+        router = subprocess.Popen(
+            [sys.executable, ROUTER, "--listen", f"127.0.0.1:{router_port}", "--backend", f"127.0.0.1:{port}"]
+            + ["--directory", directory],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            ready = router.stderr.readline()
+            if ready.strip() != "ready":
+                raise SystemExit(f"routercost: router.py did not start: {ready}{router.stderr.read()}")
+            figures = {"direct": [], "router": []}
+            for _ in range(rounds):
+                figures["direct"].append(requests_per_second(port))
+                figures["router"].append(requests_per_second(router_port))
+            return figures
+        finally:
+            router.terminate()
+            router.wait(10)
+            loop.call_soon_threadsafe(loop.stop)
+
+
+def main():
+    for name, values in measure().items():
+        print(
+            f"{name}: {min(values):.0f} to {max(values):.0f} req/s "
+            f"(wrk, {CONNECTIONS} connections, {ROUNDS} x {SECONDS} s)"
+        )
 
 
 if __name__ == "__main__":
