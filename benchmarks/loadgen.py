@@ -3,11 +3,12 @@
 
     loadgen.py wait       --target T --path P [--ready-file F] --timeout S
     loadgen.py latency    --target T [--target T2] --path P --count N
-    loadgen.py throughput --target T --path P --concurrency C --seconds S
+    loadgen.py throughput --target T --path P --concurrency C --seconds S [--keep-alive]
     loadgen.py slow       --target T --kind upload|read --clients N ... (see slow_phase)
 
 A target is tcp:HOST:PORT or unix:PATH. Every request is HTTP/1.1 on a new connection with
-`Connection: close` and the headers Heroku's router adds (X-Forwarded-Proto: https), so the production
+`Connection: close` (or, with `throughput --keep-alive`, on a connection kept as Heroku's router keeps its
+connections to a dyno) and the headers Heroku's router adds (X-Forwarded-Proto: https), so the production
 settings neither redirect nor refuse it. Everything is asyncio on raw sockets, one process, and every loop
 is bounded twice: by a count and by a deadline. Only the stdlib: the script runs with any Python 3.11.
 """
@@ -176,6 +177,60 @@ async def throughput(target, path, concurrency, seconds, timeout=10, max_request
     async def client():
         while time.monotonic() < deadline and len(results) < max_requests:
             results.append(await fetch(target, path, timeout))
+
+    started = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    elapsed = time.monotonic() - started
+    summary = summarize(results)
+    summary["seconds"] = round(elapsed, 3)
+    summary["ok_per_s"] = round(summary["ok"] / elapsed, 1)
+    return summary
+
+
+async def throughput_kept_alive(target, path, concurrency, seconds, timeout=10, max_requests=2_000_000):
+    """Closed loop as throughput(), each client on one connection it keeps for its requests, as Heroku's
+    router keeps its connections to a dyno; a new one only when the server closes it."""
+    results = []
+    deadline = time.monotonic() + seconds
+    request = REQUEST.format(method="GET", path=path, extra="").replace("Connection: close\r\n", "").encode()
+
+    async def connect():
+        kind, _, where = target.partition(":")
+        if kind == "unix":
+            return await asyncio.open_unix_connection(where)
+        host, _, port = where.rpartition(":")
+        return await asyncio.open_connection(host, int(port))
+
+    async def client():
+        connection = None
+        while time.monotonic() < deadline and len(results) < max_requests:
+            started = time.monotonic()
+            result = {"start": started, "ms": None, "status": None, "error": None}
+            try:
+                async with asyncio.timeout(timeout):
+                    if connection is None:
+                        connection = await connect()
+                    reader, writer = connection
+                    writer.write(request)
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    headers = head.lower()
+                    length = re.search(rb"\r\ncontent-length:\s*(\d+)", headers)
+                    if length:
+                        await reader.readexactly(int(length[1]))
+                    if not length or b"\r\nconnection: close" in headers:
+                        await reader.read()  # to the end: the server closes this connection
+                        writer.close()
+                        connection = None
+                result["status"] = status_of(head[:64])
+                result["ms"] = (time.monotonic() - started) * 1000
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
+                result["error"] = error_name(error)
+                if connection is not None:
+                    connection[1].close()
+                connection = None
+            results.append(result)
+        if connection is not None:
+            connection[1].close()
 
     started = time.monotonic()
     await asyncio.gather(*(client() for _ in range(concurrency)))
@@ -404,6 +459,7 @@ def main(argv):
     p.add_argument("--path", required=True)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--seconds", type=float, default=5)
+    p.add_argument("--keep-alive", action="store_true", help="one connection per client, as Heroku's router")
     p = sub.add_parser("slow")
     p.add_argument("--target", required=True)
     p.add_argument("--kind", choices=["upload", "read", "read-large"], required=True)
@@ -428,7 +484,8 @@ def main(argv):
     elif args.command == "latency":
         result = asyncio.run(latency(args.target, args.path, args.count))
     elif args.command == "throughput":
-        result = asyncio.run(throughput(args.target, args.path, args.concurrency, args.seconds))
+        measure = throughput_kept_alive if args.keep_alive else throughput
+        result = asyncio.run(measure(args.target, args.path, args.concurrency, args.seconds))
     else:
         result = asyncio.run(slow_phase(args))
     json.dump(result, sys.stdout)

@@ -30,6 +30,7 @@ import re
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ sys.path.insert(0, str(BENCH))
 
 import loadgen  # noqa: E402
 import report  # noqa: E402
+import routercost  # noqa: E402
 import stack as st  # noqa: E402
 
 rs = st.rs
@@ -54,7 +56,7 @@ PROFILES = {
         # minutes on 2 cores. `--levels 0,64,256` adds a level between.
         "probe_seconds": 6,
         "hop_count": 200,
-        "hop_seconds": 4,
+        "hop_seconds": 2,
         "db_concurrency": [32, 256],
         "db_seconds": 6,
         "scaled_web_concurrency": None,
@@ -68,7 +70,7 @@ PROFILES = {
         "slow_levels": [0, 256],
         "probe_seconds": 6,
         "hop_count": 150,
-        "hop_seconds": 3,
+        "hop_seconds": 2,
         "db_concurrency": [128],
         "db_seconds": 6,
         "scaled_web_concurrency": None,
@@ -87,6 +89,7 @@ SLOW_RAMP = 2  # the slow clients connect over this many seconds
 SLOW_SETTLE = 1  # then this many pass (each has sent its request line) before the fast clients arrive
 PROBE_TIMEOUT = 5  # a fast client gives up after this many seconds
 HOP_CONCURRENCY = 8
+CPU_PATHS = ("/bench/ping/", "/bench/db/")  # the cost of the hops alone, and with one query
 TCP = f"tcp:127.0.0.1:{st.PORT}"
 # The clients' way in: through router.py, Heroku's router stand-in (--no-router: straight to $PORT).
 ROUTED = f"tcp:127.0.0.1:{st.ROUTER_PORT}"
@@ -266,42 +269,64 @@ class Run:
         return plan + [(kind, n) for kind in SLOW_KINDS for n in levels]
 
     def hop(self, dyno, config):
-        """The trivial view with and without nginx: p50 of sequential requests, then closed-loop throughput."""
+        """The hops' cost, on /bench/ping/ (nginx alone) and /bench/db/ (with PgBouncer and one query): p50 of
+        sequential requests on ping, then closed-loop windows through nginx on $PORT and straight to the
+        server's socket, alternated, `repeats` rounds (the order reversed every other round). nginx is
+        reached on connections kept alive, as Heroku's router reaches it; the server alone on a new connection
+        per request, as nginx reaches it. Each window also says where its CPU went (cpu_window)."""
         count, seconds = str(self.profile["hop_count"]), self.profile["hop_seconds"]
         targets = [TCP] if config["peer"] else [TCP, SOCKET]
         args = ["latency", "--path", "/bench/ping/", "--count", count]
         for target in targets:
             args += ["--target", target]
         latency = dyno.loadgen(*args)
-        rate = {}
-        # Two alternating halves each, so that a noisy neighbour's burst does not land on one side only.
-        for _half in range(2):
-            for target in targets:
-                outcome = dyno.loadgen(
-                    "throughput",
-                    "--target",
-                    target,
-                    "--path",
-                    "/bench/ping/",
-                    "--concurrency",
-                    str(HOP_CONCURRENCY),
-                    "--seconds",
-                    str(seconds / 2),
-                )
-                merged = rate.setdefault(target, {"ok": 0, "seconds": 0.0, "requests": 0})
-                for key in ("ok", "seconds", "requests"):
-                    merged[key] += outcome[key]
-        hop = {}
+        sides = {TCP: "nginx" if not config["peer"] else "tcp", SOCKET: "direct"}
+        rounds = {path: [] for path in CPU_PATHS}
+        repeats = 1 if config["peer"] else self.profile["repeats"]
+        for repeat in range(repeats):
+            for path in CPU_PATHS:
+                windows = {}
+                for target in targets if repeat % 2 == 0 else targets[::-1]:
+                    windows[sides[target]] = self.cpu_window(dyno, target, path, seconds, keep_alive=target == TCP)
+                rounds[path].append(windows)
+        hop = {"rounds": rounds}
         for target in targets:
-            side = "nginx" if target == TCP and not config["peer"] else ("direct" if target == SOCKET else "tcp")
-            hop[side] = {**latency[target], "ok_per_s": round(rate[target]["ok"] / rate[target]["seconds"], 1)}
+            side = sides[target]
+            rates = [windows[side]["ok_per_s"] for windows in rounds["/bench/ping/"]]
+            hop[side] = {**latency[target], "ok_per_s": round(statistics.median(rates), 1)}
         if "nginx" in hop:
+            ratios = [w["nginx"]["ok_per_s"] / w["direct"]["ok_per_s"] for w in rounds["/bench/ping/"]]
             log(
                 f"{config['name']}: hop p50 {hop['nginx']['p50_ms']} ms with nginx, "
-                f"{hop['direct']['p50_ms']} ms without; "
-                f"{hop['nginx']['ok_per_s']} vs {hop['direct']['ok_per_s']} req/s"
+                f"{hop['direct']['p50_ms']} ms without; {hop['nginx']['ok_per_s']} vs {hop['direct']['ok_per_s']} "
+                f"req/s, with / without {min(ratios):.2f} to {max(ratios):.2f}"
             )
         return hop
+
+    def cpu_window(self, dyno, target, path, seconds, keep_alive):
+        """One closed-loop window and where its CPU went: microseconds per request served, by process role
+        (Dyno.cpu_seconds: the kernel's schedstat run time; Django's from its own thread CPU time)."""
+        before = dyno.cpu_seconds()
+        outcome = dyno.loadgen(
+            "throughput",
+            "--target",
+            target,
+            "--path",
+            path,
+            "--concurrency",
+            str(HOP_CONCURRENCY),
+            "--seconds",
+            str(seconds),
+            *(["--keep-alive"] if keep_alive else []),
+        )
+        after = dyno.cpu_seconds()
+        spent = {role: after[role] - before.get(role, 0.0) for role in after}
+        spent.pop("django_requests")
+        served = outcome["ok"]
+        us = {role: round(value / served * 1e6, 1) for role, value in spent.items()} if served else {}
+        if us and "django" in us:
+            us["server"] = round(us.pop("app", 0.0) - us["django"], 1)  # the WSGI server, Django excluded
+        return {"ok_per_s": outcome["ok_per_s"], "requests": outcome["requests"], "ok": served, "us_per_request": us}
 
     def slow(self, dyno, config, kind, clients):
         """One slow-client level: the load generator runs in the dyno's namespace; memory is read while
@@ -972,6 +997,11 @@ class Run:
             "meta": self.meta(),
             "configs": {},
         }
+        if not self.args.no_router:
+            # What the router stand-in passes on this machine now (routercost.py), for the report to set
+            # against the fastest stack measured behind it.
+            results["router_capacity"] = routercost.measure()
+            log(f"router stand-in: {results['router_capacity']} req/s (through it, and straight to the backend)")
         for config in self.configs:
             if "single" not in self.args.skip and measured_in(config, "single"):
                 results["configs"].setdefault(config["name"], {}).update(self.single_dyno(config))

@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -133,6 +134,74 @@ def enqueue_numbered(request):
         async_task("heroku_runtime.bench_views.record_task", number)
     return JsonResponse({"enqueued": count})
 '''
+# The CPU time each process spends inside Django (the WSGI application: the call, then closing the response;
+# not the server's writing of it between), for run.py's per-request CPU breakdown: thread CPU time
+# (time.thread_time, which excludes waiting), summed per process into a 16-byte file in the dyno's /tmp
+# that the benchmark reads from outside (seconds, requests). A memory map: no system call per request.
+BENCH_CPU = '''"""Django's CPU time per process, for the benchmark (benchmarks/stack.py); not the template's."""
+
+import mmap
+import os
+import struct
+import threading
+import time
+
+DIRECTORY = "/tmp/bench-cpu"
+_lock = threading.Lock()
+_counter = {}
+
+
+def _slot():
+    pid = os.getpid()
+    if _counter.get("pid") != pid:  # a forked worker gets its own file
+        os.makedirs(DIRECTORY, mode=0o777, exist_ok=True)
+        fd = os.open(f"{DIRECTORY}/{pid}", os.O_RDWR | os.O_CREAT, 0o644)
+        os.ftruncate(fd, 16)
+        _counter.update(pid=pid, map=mmap.mmap(fd, 16), seconds=0.0, requests=0)
+        os.close(fd)
+    return _counter
+
+
+def _add(seconds, requests):
+    with _lock:
+        slot = _slot()
+        slot["seconds"] += seconds
+        slot["requests"] += requests
+        struct.pack_into("dd", slot["map"], 0, slot["seconds"], float(slot["requests"]))
+
+
+class _Timed:
+    def __init__(self, result, spent):
+        self.result, self.spent = result, spent
+
+    def __iter__(self):
+        return iter(self.result)
+
+    def close(self):
+        started = time.thread_time()
+        try:
+            if hasattr(self.result, "close"):
+                self.result.close()
+        finally:
+            _add(self.spent + time.thread_time() - started, 1)
+
+
+def timed(application):
+    def wrapper(environ, start_response):
+        if not environ.get("PATH_INFO", "").startswith("/bench/"):
+            return application(environ, start_response)  # static files keep the server's wsgi.file_wrapper
+        started = time.thread_time()
+        result = application(environ, start_response)
+        return _Timed(result, time.thread_time() - started)
+
+    return wrapper
+'''
+BENCH_WSGI = """
+# Added by benchmarks/stack.py for the benchmark only: Django's CPU time per process (heroku_runtime/bench_cpu.py).
+from heroku_runtime.bench_cpu import timed  # noqa: E402
+
+application = timed(application)
+"""
 BENCH_URLS = """
 # Added by benchmarks/stack.py for the benchmark only.
 from heroku_runtime import bench_views  # noqa: E402
@@ -287,6 +356,9 @@ def baked_venv(workdir):
 def customize(project, peer=None, patch=None):
     """Add the benchmark's views and 1 MB static file to a bake; a peer gets its Procfile and settings."""
     (project / "heroku_runtime" / "bench_views.py").write_text(BENCH_VIEWS)
+    (project / "heroku_runtime" / "bench_cpu.py").write_text(BENCH_CPU)
+    with open(project / SLUG / "wsgi.py", "a") as wsgi:
+        wsgi.write(BENCH_WSGI)
     with open(project / SLUG / "urls.py", "a") as urls:
         urls.write(BENCH_URLS)
     # Random bytes: neither WhiteNoise nor nginx can compress them, so 1 MB really crosses the wire.
@@ -508,7 +580,7 @@ class Dyno:
             self.router = subprocess.Popen(
                 self.nsenter(
                     [sys.executable, BENCH / "router.py", "--listen", f"127.0.0.1:{ROUTER_PORT}"]
-                    + ["--backend", f"127.0.0.1:{PORT}"]
+                    + ["--backend", f"127.0.0.1:{PORT}", "--directory", self.rundir / "router"]
                 ),
                 stdin=subprocess.DEVNULL,
                 stdout=router_log,
@@ -639,6 +711,28 @@ class Dyno:
             "processes": processes,
         }
 
+    def cpu_seconds(self):
+        """CPU seconds used so far by the dyno's processes, by role (procfs schedstat), with Django's
+        share of the app's (BENCH_CPU's counters) and, apart, the router stand-in's. Compared before and after
+        a window: processes that end within it are not counted, so it is read at steady state."""
+        table = rs.process_table()
+        roles = {}
+        for pid in self.pids():
+            seconds = process_cpu_seconds(pid)
+            if seconds is not None:
+                role = role_of(pid, table.get(pid, (0, 0, 0, ""))[3], self.init_pid)
+                roles[role] = roles.get(role, 0.0) + seconds
+        django = requests = 0.0
+        counters = Path(f"/proc/{self.init_pid}/root/tmp/bench-cpu")
+        for counter in counters.glob("*") if counters.is_dir() else []:
+            spent, served = struct.unpack("dd", counter.read_bytes()[:16])
+            django, requests = django + spent, requests + served
+        roles["django"], roles["django_requests"] = django, requests
+        if self.router is not None:
+            router = [self.router.pid] + [pid for pid, row in table.items() if row[0] == self.router.pid]
+            roles["router"] = sum(process_cpu_seconds(pid) or 0.0 for pid in router)
+        return roles
+
     # -- waiting and stopping
 
     def wait_exit(self, timeout):
@@ -671,6 +765,23 @@ class Dyno:
             time.sleep(0.05)
         for pid in self.pids():  # never reached in practice: a PID namespace dies with its PID 1
             os.kill(pid, signal.SIGKILL)
+
+
+def process_cpu_seconds(pid):
+    """Time a process has run on a CPU, all its threads, in seconds: the first field of each thread's
+    /proc/PID/task/TID/schedstat (nanoseconds; utime and stime count 10 ms ticks). None once it is gone.
+    https://docs.kernel.org/scheduler/sched-stats.html"""
+    try:
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    total = 0
+    for thread in threads:
+        try:
+            total += int((thread / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
 
 
 def role_of(pid, command, init_pid):
