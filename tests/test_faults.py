@@ -477,7 +477,8 @@ def test_slow_clients_are_cut_off_by_nginx(stack):
         )
         assert not received or received.startswith(b"HTTP/1.1 408"), received[:200]
     assert not stack.django_saw(headers_path) and not stack.django_saw(body_path), "a slow request reached the app"
-    body_lines = stack.access_lines(body_path)
+    # nginx writes its access log once a second: the cut-off body's line, and the headers' before it.
+    body_lines = web.wait_for(lambda: stack.access_lines(body_path), "nginx's access line for the cut-off body", 15)
     assert body_lines and "status=408" in body_lines[0] and "measure#nginx.upstream=- " in body_lines[0], body_lines
     for line in stack.access_lines(headers_path):  # nginx may log the cut-off request; never as proxied
         assert "measure#nginx.upstream=- " in line, line
