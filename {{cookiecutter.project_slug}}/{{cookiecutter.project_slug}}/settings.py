@@ -18,6 +18,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from heroku_runtime import hsts
+from heroku_runtime.pgbouncer import LOCAL_POOL_URL
 
 # IS_HEROKU_APP is a setting too (an upper-case name here): heroku_runtime's checks read it.
 from .env import IS_HEROKU_APP, env_addresses, env_bool, env_list
@@ -131,8 +132,14 @@ DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", "0" if PGBOUNCER_POOL_MODE == "session" else "600")),
-        # A connection broken by a database restart is replaced at the next request instead of failing it.
-        conn_health_checks=True,
+        # Straight to PostgreSQL (runserver, the release phase, `heroku run`), a connection broken by a database
+        # restart is replaced at the next request instead of failing it. Behind the dyno's PgBouncer the kept
+        # connection is to PgBouncer, which lives and dies with the dyno and checks its own server connections
+        # before reusing them (server_check_query); Django's check would be one more round trip through it per
+        # request, and one more wait in its queue when the pool is starved.
+        # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-database-connections
+        # https://www.pgbouncer.org/config.html#server_check_delay
+        conn_health_checks=not LOCAL_POOL_URL.search(os.environ.get("DATABASE_URL", "")),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":

@@ -48,7 +48,20 @@ def test_database_settings_follow_the_pool_mode(fresh_settings, mode, server_sid
         assert database["CONN_MAX_AGE"] == 600
     else:
         assert database["CONN_MAX_AGE"] == 0
-    assert database["CONN_HEALTH_CHECKS"] is True
+    assert database["CONN_HEALTH_CHECKS"] is False  # PgBouncer checks its server connections itself
+
+
+@pytest.mark.parametrize(
+    ("url", "checked"),
+    [
+        ("postgres://user:password@127.0.0.1:6000/db1", False),  # as bin/start-pgbouncer rewrites it
+        ("postgres://user:password@ec2-1-2-3-4.compute-1.amazonaws.com:5432/d8abc", True),  # Heroku Postgres
+        ("postgres://user:password@127.0.0.1:5432/app", True),  # a local PostgreSQL
+    ],
+)
+def test_django_checks_its_kept_connection_only_when_it_is_not_to_the_dynos_pgbouncer(fresh_settings, url, checked):
+    database = fresh_settings("settings.DATABASES['default']", DATABASE_URL=url)
+    assert database["CONN_HEALTH_CHECKS"] is checked
 
 
 HTTPS = (
