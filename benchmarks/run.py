@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure what the stack is for, against what Heroku users run today, in one run on this machine.
 
-    sudo .venv/bin/python benchmarks/run.py            # the full run (about 30 minutes on 2 cores)
+    sudo .venv/bin/python benchmarks/run.py            # the full run (about 40 minutes on 2 cores)
     sudo .venv/bin/python benchmarks/run.py --quick    # fewer levels, shorter windows (about 20 minutes)
 
 Bakes the template once per WSGI server, builds each bake as Heroku would (collectstatic), runs the
@@ -14,8 +14,9 @@ release phase, and measures every configuration in the same run:
   old-default                 peer 3, the old default: `gunicorn <project>.wsgi` sync on $PORT, CONN_MAX_AGE=0
 
 All with WEB_CONCURRENCY=2 (a 512 MB dyno) and app.json's config vars, each dyno in namespaces of its own
-(nsinit.py), PostgreSQL 15 with scram-sha-256 and TLS outside them. Phases: start-up, the nginx hop,
-memory, slow clients (uploaders and readers), database throughput and connections with two dynos per
+(nsinit.py), PostgreSQL 15 with scram-sha-256 and TLS outside them, each web dyno behind the router stand-in
+(router.py, whose capacity is measured first: routercost.py). Phases: start-up, the hops and where each
+request's CPU goes, memory, slow clients (uploaders and readers), database throughput and connections with two dynos per
 configuration, and scale-out (1 to 8 web dynos on a database with Essential-0's 20 connections).
 Results: results/latest.json, then report.py writes results/latest.md and the plots.
 Root is needed for the namespaces; the dynos themselves run as an ordinary user (PgBouncer and
