@@ -17,6 +17,7 @@ front of one dyno), the router's own network hop.
 import argparse
 import ctypes
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -47,7 +48,7 @@ pid {prefix}/nginx.pid;
 
 events {{
 	use epoll;
-	worker_connections 8192;
+	worker_connections {connections};
 	multi_accept on;
 }}
 
@@ -132,7 +133,11 @@ http {{
 
 def render(prefix, listen, backend, first_byte_timeout=FIRST_BYTE_TIMEOUT, idle_timeout=IDLE_TIMEOUT):
     pages = RESPONSE_BUFFER // BUFFER_PAGE
+    # Two descriptors per proxied client; the soft limit is raised to the hard one (main), and nginx is
+    # given what fits in it.
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return CONFIG.format(
+        connections=max(64, min(8192, soft - 64)),
         prefix=prefix,
         listen=listen,
         backend=backend,
@@ -174,6 +179,8 @@ def main(argv=None):
     parser.add_argument("--idle-timeout", type=int, default=IDLE_TIMEOUT, help="H15: rolling idle window")
     parser.add_argument("--directory", help="for nginx's config and logs (default: a new temporary one)")
     args = parser.parse_args(argv)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.directory:
         os.makedirs(args.directory, mode=0o755, exist_ok=True)
     prefix = args.directory or tempfile.mkdtemp(prefix="router-")
@@ -181,10 +188,15 @@ def main(argv=None):
     config = os.path.join(prefix, "router.conf")
     with open(config, "w") as out:
         out.write(render(prefix, args.listen, args.backend, args.timeout, args.idle_timeout))
-    nginx = subprocess.Popen(
-        [NGINX, "-p", prefix, "-c", config, "-e", os.path.join(prefix, "error.log")],
-        preexec_fn=die_with_parent,
-    )
+    # nginx's own start-up messages go to its log, not to this script's stderr, where the first line is "ready".
+    with open(os.path.join(prefix, "nginx.out"), "wb") as nginx_out:
+        nginx = subprocess.Popen(
+            [NGINX, "-p", prefix, "-c", config, "-e", os.path.join(prefix, "error.log")],
+            stdin=subprocess.DEVNULL,
+            stdout=nginx_out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
 
     def stop(*_):
         nginx.terminate()
@@ -193,9 +205,10 @@ def main(argv=None):
     signal.signal(signal.SIGINT, stop)
     try:
         if not wait_until_listening(args.listen, nginx):
-            with open(os.path.join(prefix, "error.log"), "a+") as error_log:
-                error_log.seek(0)
-                print(error_log.read()[-2000:], file=sys.stderr)
+            for name in ("nginx.out", "error.log"):
+                with open(os.path.join(prefix, name), "a+") as log:
+                    log.seek(0)
+                    print(log.read()[-2000:], file=sys.stderr)
             return 1
         print("ready", file=sys.stderr, flush=True)
         nginx.wait()

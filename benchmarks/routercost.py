@@ -68,7 +68,8 @@ def measure(rounds=ROUNDS):
         try:
             ready = router.stderr.readline()
             if ready.strip() != "ready":
-                raise SystemExit(f"routercost: router.py did not start: {ready}{router.stderr.read()}")
+                router.kill()
+                raise SystemExit(f"routercost: router.py did not start: {ready}{router.communicate(timeout=10)[1]}")
             figures = {"direct": [], "router": []}
             for _ in range(rounds):
                 figures["direct"].append(requests_per_second(port))

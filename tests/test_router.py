@@ -127,7 +127,9 @@ def start_router(dyno, *options):
         text=True,
     )
     ready = process.stderr.readline()
-    assert ready.strip() == "ready", ready + process.stderr.read()
+    if ready.strip() != "ready":
+        process.kill()  # its nginx dies with it (PR_SET_PDEATHSIG): the rest of the output ends
+        pytest.fail(f"router.py did not start: {ready}{process.communicate(timeout=10)[1]}")
 
     def stop():
         process.terminate()
