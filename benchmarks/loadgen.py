@@ -169,6 +169,17 @@ async def latency(targets, path, count, timeout=5):
     return {target: summarize(values) for target, values in results.items()}
 
 
+async def closed_loop(client, concurrency, results):
+    """Run `concurrency` copies of `client` to their end; the summary of what they put in `results`."""
+    started = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    elapsed = time.monotonic() - started
+    summary = summarize(results)
+    summary["seconds"] = round(elapsed, 3)
+    summary["ok_per_s"] = round(summary["ok"] / elapsed, 1)
+    return summary
+
+
 async def throughput(target, path, concurrency, seconds, timeout=10, max_requests=2_000_000):
     """Closed loop: `concurrency` clients, each sending its next request as soon as the last one ends."""
     results = []
@@ -178,13 +189,7 @@ async def throughput(target, path, concurrency, seconds, timeout=10, max_request
         while time.monotonic() < deadline and len(results) < max_requests:
             results.append(await fetch(target, path, timeout))
 
-    started = time.monotonic()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    elapsed = time.monotonic() - started
-    summary = summarize(results)
-    summary["seconds"] = round(elapsed, 3)
-    summary["ok_per_s"] = round(summary["ok"] / elapsed, 1)
-    return summary
+    return await closed_loop(client, concurrency, results)
 
 
 async def throughput_kept_alive(target, path, concurrency, seconds, timeout=10, max_requests=2_000_000):
@@ -217,7 +222,10 @@ async def throughput_kept_alive(target, path, concurrency, seconds, timeout=10, 
                     length = re.search(rb"\r\ncontent-length:\s*(\d+)", headers)
                     if length:
                         await reader.readexactly(int(length[1]))
-                    if not length or b"\r\nconnection: close" in headers:
+                    closes = b"\r\nconnection: close" in headers or (
+                        headers.startswith(b"http/1.0") and b"\r\nconnection: keep-alive" not in headers
+                    )
+                    if not length or closes:
                         await reader.read()  # to the end: the server closes this connection
                         writer.close()
                         connection = None
@@ -232,13 +240,7 @@ async def throughput_kept_alive(target, path, concurrency, seconds, timeout=10, 
         if connection is not None:
             connection[1].close()
 
-    started = time.monotonic()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    elapsed = time.monotonic() - started
-    summary = summarize(results)
-    summary["seconds"] = round(elapsed, 3)
-    summary["ok_per_s"] = round(summary["ok"] / elapsed, 1)
-    return summary
+    return await closed_loop(client, concurrency, results)
 
 
 def wrk_command(url, concurrency, seconds, timeout=10):
