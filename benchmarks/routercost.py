@@ -11,7 +11,6 @@ Needs wrk and nginx. Loopback only.
 
 import asyncio
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,10 @@ import threading
 from pathlib import Path
 
 ROUTER = Path(__file__).resolve().parent / "router.py"
+sys.path.insert(0, str(ROUTER.parent.parent / "tests"))
+
+import realstack as rs  # noqa: E402
+
 ROUNDS, SECONDS, CONNECTIONS = 3, 4, 32
 
 
@@ -46,18 +49,12 @@ def requests_per_second(port, seconds=SECONDS, connections=CONNECTIONS):
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def measure(rounds=ROUNDS):
     """{"direct": [req/s, ...], "router": [req/s, ...]}, alternated round by round."""
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(asyncio.start_server(backend, "127.0.0.1", 0))
     threading.Thread(target=loop.run_forever, daemon=True).start()
-    port, router_port = server.sockets[0].getsockname()[1], free_port()
+    port, router_port = server.sockets[0].getsockname()[1], rs.free_port()
     with tempfile.TemporaryDirectory(prefix="routercost-") as directory:
         router = subprocess.Popen(
             [sys.executable, ROUTER, "--listen", f"127.0.0.1:{router_port}", "--backend", f"127.0.0.1:{port}"]

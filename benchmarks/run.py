@@ -322,7 +322,6 @@ class Run:
         )
         after = dyno.cpu_seconds()
         spent = {role: after[role] - before.get(role, 0.0) for role in after}
-        spent.pop("django_requests")
         served = outcome["ok"]
         us = {role: round(value / served * 1e6, 1) for role, value in spent.items()} if served else {}
         if us and "django" in us:

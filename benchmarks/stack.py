@@ -136,8 +136,8 @@ def enqueue_numbered(request):
 '''
 # The CPU time each process spends inside Django (the WSGI application: the call, then closing the response;
 # not the server's writing of it between), for run.py's per-request CPU breakdown: thread CPU time
-# (time.thread_time, which excludes waiting), summed per process into a 16-byte file in the dyno's /tmp
-# that the benchmark reads from outside (seconds, requests). A memory map: no system call per request.
+# (time.thread_time, which excludes waiting), summed per process into an 8-byte file in the dyno's /tmp
+# that the benchmark reads from outside (seconds, a double). A memory map: no system call per request.
 BENCH_CPU = '''"""Django's CPU time per process, for the benchmark (benchmarks/stack.py); not the template's."""
 
 import mmap
@@ -156,18 +156,17 @@ def _slot():
     if _counter.get("pid") != pid:  # a forked worker gets its own file
         os.makedirs(DIRECTORY, mode=0o777, exist_ok=True)
         fd = os.open(f"{DIRECTORY}/{pid}", os.O_RDWR | os.O_CREAT, 0o644)
-        os.ftruncate(fd, 16)
-        _counter.update(pid=pid, map=mmap.mmap(fd, 16), seconds=0.0, requests=0)
+        os.ftruncate(fd, 8)
+        _counter.update(pid=pid, map=mmap.mmap(fd, 8), seconds=0.0)
         os.close(fd)
     return _counter
 
 
-def _add(seconds, requests):
+def _add(seconds):
     with _lock:
         slot = _slot()
         slot["seconds"] += seconds
-        slot["requests"] += requests
-        struct.pack_into("dd", slot["map"], 0, slot["seconds"], float(slot["requests"]))
+        struct.pack_into("d", slot["map"], 0, slot["seconds"])
 
 
 class _Timed:
@@ -183,7 +182,7 @@ class _Timed:
             if hasattr(self.result, "close"):
                 self.result.close()
         finally:
-            _add(self.spent + time.thread_time() - started, 1)
+            _add(self.spent + time.thread_time() - started)
 
 
 def timed(application):
@@ -713,7 +712,7 @@ class Dyno:
 
     def cpu_seconds(self):
         """CPU seconds used so far by the dyno's processes, by role (procfs schedstat), with Django's
-        share of the app's (BENCH_CPU's counters) and, apart, the router stand-in's. Compared before and after
+        share of the app's (BENCH_CPU's counters). Compared before and after
         a window: processes that end within it are not counted, so it is read at steady state."""
         table = rs.process_table()
         roles = {}
@@ -722,15 +721,8 @@ class Dyno:
             if seconds is not None:
                 role = role_of(pid, table.get(pid, (0, 0, 0, ""))[3], self.init_pid)
                 roles[role] = roles.get(role, 0.0) + seconds
-        django = requests = 0.0
         counters = Path(f"/proc/{self.init_pid}/root/tmp/bench-cpu")
-        for counter in counters.glob("*") if counters.is_dir() else []:
-            spent, served = struct.unpack("dd", counter.read_bytes()[:16])
-            django, requests = django + spent, requests + served
-        roles["django"], roles["django_requests"] = django, requests
-        if self.router is not None:
-            router = [self.router.pid] + [pid for pid, row in table.items() if row[0] == self.router.pid]
-            roles["router"] = sum(process_cpu_seconds(pid) or 0.0 for pid in router)
+        roles["django"] = sum(struct.unpack("d", counter.read_bytes()[:8])[0] for counter in counters.glob("*"))
         return roles
 
     # -- waiting and stopping

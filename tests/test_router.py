@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+import realstack as rs
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -112,14 +113,8 @@ def dyno():
     backend.close()
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_router(dyno, *options):
-    port = free_port()
+    port = rs.free_port()
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "benchmarks" / "router.py"), "--listen", f"127.0.0.1:{port}"]
         + ["--backend", f"unix:{dyno.address}", *options],
