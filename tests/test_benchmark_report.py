@@ -5,6 +5,7 @@ line and says so when the range straddles it; only targets that test the templat
 committed tables are what report.py makes of the committed raw results."""
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -263,6 +264,30 @@ def test_the_committed_tables_are_what_the_committed_results_give():
     results = ROOT / "benchmarks" / "results"
     tables = report.markdown(json.loads((results / "latest.json").read_text()), "slow-clients.png", "scale-out.png")
     assert tables == (results / "latest.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("diff", "server"),
+    [
+        ("before-cuts.diff", "gunicorn"),
+        ("before-cuts.diff", "uwsgi"),
+        ("before-cuts.diff", "waitress"),
+        ("uwsgi-protocol.diff", "uwsgi"),
+    ],
+)
+def test_the_benchmarks_patches_apply_to_todays_bake(bake_once, diff, server, tmp_path):
+    """benchmarks/README.md gives commands that apply these with --patch; a bake that has moved under one
+    would fail that run, so each must still apply, whole, to the bake it is for."""
+    project = bake_once(wsgi_server=server)
+    result = subprocess.run(
+        ["patch", "-p1", "--dry-run", "--force", "--input", str(ROOT / "benchmarks" / diff)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAILED" not in result.stdout and "fuzz" not in result.stdout, result.stdout
 
 
 def hop_round(nginx, direct):
