@@ -171,6 +171,23 @@ def wait_until_listening(address, nginx, seconds=20):
     return False
 
 
+def spawn(listen, backend, *options):
+    """This script as a child process on `listen` that dies with its caller, returned once it says "ready"; one
+    that does not start is killed (its nginx dies with it) and its output raised, instead of read to an end
+    that never comes."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--listen", listen, "--backend", backend, *map(str, options)],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=die_with_parent,
+    )
+    ready = process.stderr.readline()
+    if ready.strip() != "ready":
+        process.kill()
+        raise RuntimeError(f"router.py did not start: {ready}{process.communicate(timeout=10)[1]}")
+    return process
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--listen", default="127.0.0.1:8080", help="host:port the clients connect to")
@@ -179,7 +196,7 @@ def main(argv=None):
     parser.add_argument("--idle-timeout", type=int, default=IDLE_TIMEOUT, help="H15: rolling idle window")
     parser.add_argument("--directory", help="for nginx's config and logs (default: a new temporary one)")
     args = parser.parse_args(argv)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.directory:
         os.makedirs(args.directory, mode=0o755, exist_ok=True)

@@ -17,8 +17,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-ROUTER = Path(__file__).resolve().parent / "router.py"
-sys.path.insert(0, str(ROUTER.parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from router import spawn  # noqa: E402
 
 import realstack as rs  # noqa: E402
 
@@ -56,17 +57,11 @@ def measure(rounds=ROUNDS):
     threading.Thread(target=loop.run_forever, daemon=True).start()
     port, router_port = server.sockets[0].getsockname()[1], rs.free_port()
     with tempfile.TemporaryDirectory(prefix="routercost-") as directory:
-        router = subprocess.Popen(
-            [sys.executable, ROUTER, "--listen", f"127.0.0.1:{router_port}", "--backend", f"127.0.0.1:{port}"]
-            + ["--directory", directory],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
         try:
-            ready = router.stderr.readline()
-            if ready.strip() != "ready":
-                router.kill()
-                raise SystemExit(f"routercost: router.py did not start: {ready}{router.communicate(timeout=10)[1]}")
+            router = spawn(f"127.0.0.1:{router_port}", f"127.0.0.1:{port}", "--directory", directory)
+        except RuntimeError as error:
+            raise SystemExit(f"routercost: {error}") from None
+        try:
             figures = {"direct": [], "router": []}
             for _ in range(rounds):
                 figures["direct"].append(requests_per_second(port))

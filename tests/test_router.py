@@ -10,7 +10,6 @@ Loopback only: a small socket server in this process stands in for the dyno, rou
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -115,16 +114,10 @@ def dyno():
 
 def start_router(dyno, *options):
     port = rs.free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "benchmarks" / "router.py"), "--listen", f"127.0.0.1:{port}"]
-        + ["--backend", f"unix:{dyno.address}", *options],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    ready = process.stderr.readline()
-    if ready.strip() != "ready":
-        process.kill()  # its nginx dies with it (PR_SET_PDEATHSIG): the rest of the output ends
-        pytest.fail(f"router.py did not start: {ready}{process.communicate(timeout=10)[1]}")
+    try:
+        process = router.spawn(f"127.0.0.1:{port}", f"unix:{dyno.address}", *options)
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
     def stop():
         process.terminate()
